@@ -1,0 +1,117 @@
+"""Input checks shared by every step: the frame table and per-recording labels."""
+
+import numpy as np
+import pandas as pd
+
+FEATURES_COL = "features"
+
+
+def _label(index, i):
+    """How an error names recording ``i``: its index label when there is one."""
+    return repr(index[i]) if index is not None else str(i)
+
+
+def check_frame_table(X, speaker_col="speaker", *, step="this step", require_speaker=True):
+    """Validate a frame table and return its per-recording float32 feature arrays.
+
+    Returns ``(features, speakers)`` where ``features`` is a list of C-contiguous
+    ``float32`` arrays ``(n_frames_i, n_features)`` and ``speakers`` an object ndarray (or
+    None when ``require_speaker`` is False and no speaker column is present).
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{step} expects a frame table: a pandas DataFrame with one row per recording, "
+            f"a {FEATURES_COL!r} column of (n_frames, n_features) arrays and a "
+            f"{speaker_col!r} column, as returned by OpenSmileLLD; got {type(X).__name__}. "
+            f"See docs/data_contract.rst.")
+    if FEATURES_COL not in X.columns:
+        hint = (" It looks like a recordings table: put OpenSmileLLD before this step."
+                if ("signal" in X.columns or "file" in X.columns) else "")
+        raise ValueError(f"{step}: the frame table has no {FEATURES_COL!r} column "
+                         f"(columns: {list(X.columns)}).{hint}")
+    speakers = None
+    if speaker_col in X.columns:
+        speakers = X[speaker_col].to_numpy(dtype=object)
+        bad = pd.isna(X[speaker_col]).to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{step}: recording {_label(X.index, i)} has no speaker "
+                             f"(missing value in column {speaker_col!r}); fill it in.")
+    elif require_speaker:
+        raise ValueError(
+            f"{step}: the frame table has no speaker column {speaker_col!r} (columns: "
+            f"{list(X.columns)}). Add one, or set speaker_col to the column that holds "
+            f"the speaker of each recording.")
+    if len(X) == 0:
+        raise ValueError(f"{step}: the frame table is empty (0 recordings).")
+    features = []
+    n_features = None
+    for i, value in enumerate(X[FEATURES_COL].to_numpy()):
+        arr = np.asarray(value, dtype=np.float32)
+        where = _label(X.index, i)
+        if arr.ndim != 2:
+            raise ValueError(f"{step}: recording {where} has features of shape {arr.shape}; "
+                             f"expected a 2-D array (n_frames, n_features).")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{step}: recording {where} has 0 frames; remove it or give "
+                             f"it at least one frame of features.")
+        if n_features is None:
+            n_features = arr.shape[1]
+        elif arr.shape[1] != n_features:
+            raise ValueError(f"{step}: recording {where} has {arr.shape[1]} features but the "
+                             f"first recording has {n_features}; all recordings must share "
+                             f"one feature set.")
+        if not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise ValueError(f"{step}: recording {where} has a non-finite value (NaN or inf) "
+                             f"at frame {bad[0]}, feature {bad[1]}; clean or impute the "
+                             f"features before this step.")
+        features.append(np.ascontiguousarray(arr))
+    return features, speakers
+
+
+def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
+    """Validate per-recording labels against the recordings' frame counts.
+
+    Returns a list of ``float32`` arrays, each ``(n_frames_i,)`` or ``(n_frames_i, K)``
+    (all with the same K), holding only 0 and 1.
+    """
+    if isinstance(y, (pd.Series, pd.DataFrame)):
+        y = list(y.to_numpy())
+    if isinstance(y, np.ndarray) and y.dtype != object:
+        y = list(y)
+    y = list(y)
+    if len(y) != len(n_frames):
+        raise ValueError(f"{step}: got labels for {len(y)} recordings but features for "
+                         f"{len(n_frames)}; give one label sequence per recording.")
+    out = []
+    n_targets = None
+    for i, (labels, n) in enumerate(zip(y, n_frames)):
+        where = _label(index, i)
+        arr = np.asarray(labels)
+        if arr.ndim == 0 or arr.ndim > 2 or (arr.ndim == 2 and not allow_2d):
+            raise ValueError(f"{step}: labels of recording {where} have shape {arr.shape}; "
+                             f"expected one label per frame ({'(n_frames,) or (n_frames, '}"
+                             f"n_targets)).")
+        if arr.shape[0] != n:
+            raise ValueError(
+                f"{step}: recording {where} has {n} feature frames but {arr.shape[0]} labels."
+                f" Labels and features must share the frame grid (sklearn_s2au.framing."
+                f"frame_count at the same frame_rate); nothing is re-aligned silently.")
+        k = 1 if arr.ndim == 1 else arr.shape[1]
+        if n_targets is None:
+            n_targets = k
+        elif k != n_targets or (arr.ndim == 1) != (np.asarray(y[0]).ndim == 1):
+            raise ValueError(f"{step}: recording {where} has {k} targets but the first "
+                             f"recording has {n_targets}.")
+        try:
+            values = arr.astype(np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"{step}: labels of recording {where} are not numeric.") from None
+        if not np.isin(values, (0.0, 1.0)).all():
+            odd = np.unique(values[~np.isin(values, (0.0, 1.0))])[:5]
+            raise ValueError(f"{step}: labels of recording {where} contain {odd.tolist()}; "
+                             f"labels must be binary 0/1 per frame (derive them with "
+                             f"sklearn_s2au.labels.au_phases).")
+        out.append(values)
+    return out
