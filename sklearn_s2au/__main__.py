@@ -1,0 +1,206 @@
+"""Command line: ``python -m sklearn_s2au {demo,table1,table2} ...``.
+
+Examples
+--------
+python -m sklearn_s2au demo
+python -m sklearn_s2au table1 --corpus demo --epochs 5
+python -m sklearn_s2au table2 --manifest my_corpus.csv --out results/
+python -m sklearn_s2au table2 --backend dask --scheduler tcp://10.0.0.1:8786
+"""
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from . import experiments
+from .labels import AUS, PHASES
+
+logger = logging.getLogger("sklearn_s2au")
+
+DEMO_NOTE = (
+    "These numbers come from the GENERATED demo corpus (sklearn_s2au.datasets."
+    "make_speech_au_corpus), not from GEMEP: they show that the pipeline works and how it "
+    "compares with the corpus oracle, and are not the paper's results (PAPER_TABLE1/2).")
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m sklearn_s2au",
+        description="Facial Action Units from speech: the protocols of Stappen et al. "
+                    "(MMSP 2019) as commands.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        source = p.add_mutually_exclusive_group()
+        source.add_argument("--corpus", choices=["demo"], default="demo",
+                            help="the generated demo corpus (default)")
+        source.add_argument("--manifest", type=Path,
+                            help="CSV with file, speaker, au_file columns (your own corpus)")
+        p.add_argument("--out", type=Path, default=Path("s2au_results"),
+                       help="folder for tables and figures (default: s2au_results)")
+        p.add_argument("--epochs", type=int, default=None,
+                       help="maximum epochs (default: the paper's 100)")
+        p.add_argument("--n-jobs", type=int, default=None,
+                       help="folds in parallel (default: all cores)")
+        p.add_argument("--backend", choices=["loky", "dask"], default="loky",
+                       help="joblib backend for the folds")
+        p.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address (with --backend dask)")
+        p.add_argument("--cache", type=Path, default=None,
+                       help="feature cache folder (default: OUT/cache)")
+        p.add_argument("--no-svm", action="store_true", help="skip the SVM baseline")
+        p.add_argument("--no-figures", action="store_true", help="skip the figures")
+        p.add_argument("--random-state", type=int, default=0)
+        p.add_argument("--speakers", type=int, default=None,
+                       help="demo corpus only: number of speakers (default 10)")
+        p.add_argument("--recordings-per-speaker", type=int, default=None,
+                       help="demo corpus only: recordings per speaker (default 16)")
+        p.add_argument("-q", "--quiet", action="store_true")
+
+    p1 = sub.add_parser("table1", help="8 architectures x 4 sub-classes of one AU (LOSO)")
+    common(p1)
+    p1.add_argument("--au", default="AU17")
+    p1.add_argument("--feature-set", default="ComParE_2016")
+    p1.add_argument("--architectures", nargs="+", default=None)
+
+    p2 = sub.add_parser("table2", help="one architecture x 8 AUs x 4 sub-classes x 2 "
+                                       "feature sets (LOSO)")
+    common(p2)
+    p2.add_argument("--architecture", default="Enc-InterAtt-Dec")
+    p2.add_argument("--feature-sets", nargs="+", default=list(experiments.FEATURE_SETS))
+    p2.add_argument("--aus", nargs="+", default=list(AUS))
+
+    p3 = sub.add_parser("demo", help="a reduced but real run of both protocols on the demo "
+                                     "corpus, with the oracle and the SVM baseline")
+    common(p3)
+    return parser
+
+
+def _load_corpus(args):
+    if args.manifest is not None:
+        from .datasets import load_manifest
+
+        return load_manifest(args.manifest)
+    from .datasets import make_speech_au_corpus
+
+    kwargs = {}
+    if args.speakers:
+        kwargs["n_speakers"] = args.speakers
+    if args.recordings_per_speaker:
+        kwargs["recordings_per_speaker"] = args.recordings_per_speaker
+    return make_speech_au_corpus(random_state=args.random_state, **kwargs)
+
+
+@contextlib.contextmanager
+def _backend(args):
+    if args.backend != "dask":
+        yield
+        return
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - depends on the environment
+        sys.exit("--backend dask needs the 'dask' extra: pip install 'sklearn_s2au[dask]'")
+    import joblib
+
+    client = Client(args.scheduler) if args.scheduler else Client(processes=True)
+    logger.info("Dask client: %s", client)
+    try:
+        with joblib.parallel_backend("dask"):
+            yield
+    finally:
+        client.close()
+
+
+def _report(results, name, out, rows, note=None, oracle=None, paper=None):
+    table = experiments.paper_table(results, rows=rows)
+    out.mkdir(parents=True, exist_ok=True)
+    experiments.write_results(results, out, name)
+    parts = [f"## {name}: mean UAR % over leave-one-speaker-out folds", ""]
+    if note:
+        parts += [note, ""]
+    parts += [table.to_markdown() if _has_tabulate() else table.to_string(), ""]
+    if oracle is not None:
+        parts += ["Corpus oracle (frame classifier on the latent trajectories), UAR %:", "",
+                  (oracle.to_markdown() if _has_tabulate() else oracle.to_string()), ""]
+    if paper is not None:
+        parts += ["The paper's numbers (GEMEP corpus), for reference only:", "",
+                  (paper.to_markdown() if _has_tabulate() else paper.to_string()), ""]
+    text = "\n".join(parts)
+    (out / f"{name}.md").write_text(text)
+    print(text)
+    return table
+
+
+def _has_tabulate():
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _oracle_table(corpus, aus):
+    if not hasattr(corpus, "oracle"):
+        return None
+    oracle = corpus.oracle()
+    oracle = oracle.loc[[a for a in aus if a in oracle.index]]
+    return (100 * oracle).round(1)
+
+
+def _figures(args, corpus, results, name):
+    if args.no_figures:
+        return
+    from . import plotting
+
+    out = args.out / "figures"
+    paths = plotting.protocol_figures(corpus, results, out, name=name,
+                                      random_state=args.random_state,
+                                      max_epochs=args.epochs)
+    for path in paths:
+        logger.info("wrote %s", path)
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s")
+    corpus = _load_corpus(args)
+    demo = args.manifest is None
+    cache = args.cache or (args.out / "cache")
+    common = dict(max_epochs=args.epochs, n_jobs=args.n_jobs, memory=cache,
+                  random_state=args.random_state, verbose=0 if args.quiet else 1,
+                  svm=not args.no_svm)
+    start = time.perf_counter()
+    with _backend(args):
+        if args.command == "table1":
+            results = experiments.table1(corpus, au=args.au, feature_set=args.feature_set,
+                                         architectures=args.architectures, **common)
+            _report(results, "table1", args.out, "architecture",
+                    note=DEMO_NOTE if demo else None,
+                    oracle=_oracle_table(corpus, [args.au]) if demo else None,
+                    paper=experiments.PAPER_TABLE1)
+        elif args.command == "table2":
+            results = experiments.table2(corpus, architecture=args.architecture,
+                                         feature_sets=args.feature_sets, aus=args.aus,
+                                         **common)
+            _report(results, "table2", args.out, ["architecture", "feature_set"],
+                    note=DEMO_NOTE if demo else None,
+                    oracle=_oracle_table(corpus, args.aus) if demo else None,
+                    paper=experiments.PAPER_TABLE2)
+        else:
+            results = experiments.demo(corpus, **common)
+            _report(results, "demo", args.out, ["architecture", "feature_set"],
+                    note=DEMO_NOTE, oracle=_oracle_table(corpus, list(AUS)))
+    logger.info("finished in %.1f s; tidy results in %s", time.perf_counter() - start,
+                args.out)
+    _figures(args, corpus, results, args.command)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""The paper's experiment protocols (Table I and Table II) as functions.
+
+Both series are leave-one-speaker-out (LOSO) cross-validations scored with UAR on the
+real frames of the held-out speaker. Features are extracted once per recording (and
+cached on disk with :class:`joblib.Memory` when ``memory`` is given); speaker
+normalisation, padding, training and early stopping happen inside each fold on the
+training speakers only. All targets of one fold are trained in one vectorised pass of
+independent models (``multi_target="independent"``), numerically one model per target as
+in the paper. Folds run in parallel through joblib, so ``joblib.parallel_backend("dask")``
+scales them out to a cluster.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from joblib import Memory, Parallel, delayed
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from .baselines import FrameClassifier
+from .classifiers import TABLE1_CONFIGS
+from .features import OpenSmileLLD
+from .labels import AUS, PHASES
+from .metrics import sequence_uar
+from .preprocessing import SequencePadder, SpeakerNormaliser
+
+__all__ = [
+    "extract_features", "run_protocol", "table1", "table2", "paper_table",
+    "PAPER_TABLE1", "PAPER_TABLE2", "SVM_NAME",
+]
+
+logger = logging.getLogger(__name__)
+
+SVM_NAME = "SVM (Ringeval 2015)"
+FEATURE_SETS = ("ComParE_2016", "eGeMAPSv02")
+
+#: Table I of the paper: AU17, ComParE, UAR % (GEMEP corpus, not the demo corpus).
+PAPER_TABLE1 = pd.DataFrame(
+    [[75.8, 73.1, 80.2, 75.4], [62.9, 62.1, 66.8, 61.9], [79.1, 70.3, 74.9, 70.2],
+     [76.9, 76.3, 80.7, 65.7], [75.7, 72.8, 75.4, 76.6], [77.0, 76.8, 83.3, 73.8],
+     [80.5, 77.6, 89.2, 73.3], [76.2, 76.4, 83.9, 71.1]],
+    index=["Stacked-NoAtt", "Stacked-IntraAtt bi=5", "Stacked-IntraAtt bi=15",
+           "2xStacked-IntraAtt pa=15", "2xStacked-IntraAtt bi=15", "Enc-Dec-NoAtt",
+           "Enc-InterAtt-Dec", "Enc-InterAtt-Dec-IntraAtt pa=15"],
+    columns=list(PHASES))
+
+#: Table II averages over the 8 AUs, Enc-InterAtt-Dec, UAR % (GEMEP corpus).
+PAPER_TABLE2 = pd.DataFrame([[63.9, 66.2, 79.7, 65.3], [65.9, 67.8, 77.8, 62.2]],
+                            index=["ComParE_2016", "eGeMAPSv02"], columns=list(PHASES))
+
+
+def _extract(X, feature_set, frame_rate, n_jobs):
+    return OpenSmileLLD(feature_set, frame_rate=frame_rate, n_jobs=n_jobs).fit_transform(X)
+
+
+def extract_features(X, feature_set="ComParE_2016", *, frame_rate=25, memory=None,
+                     n_jobs=None):
+    """Frame table of one feature set for all recordings, cached when ``memory`` is set.
+
+    Extraction is per recording and uses no labels or other recordings, so extracting
+    once for the whole corpus and then selecting folds leaks nothing between speakers.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Recordings table.
+    feature_set : {"ComParE_2016", "eGeMAPSv02"}
+    frame_rate : float, default=25
+    memory : str, Path, joblib.Memory or None
+        Cache folder (or Memory) for the extracted features.
+    n_jobs : int or None
+        Parallel extraction over recordings.
+
+    Returns
+    -------
+    frames : DataFrame
+        The frame table (``speaker`` and ``features`` columns, same index as ``X``).
+    """
+    if memory is None:
+        return _extract(X, feature_set, frame_rate, n_jobs)
+    if not isinstance(memory, Memory):
+        memory = Memory(str(memory), verbose=0)
+    return memory.cache(_extract, ignore=["n_jobs"])(X, feature_set, frame_rate, n_jobs)
+
+
+def _stack_targets(corpus, aus, phases):
+    """Per-recording (n_frames, K) label arrays and their names, AU-major."""
+    bunch = corpus.labels_frame(aus=list(aus), phases=list(phases))
+    return bunch.y, list(bunch.target_names)
+
+
+def _network(architecture, max_epochs, random_state, params):
+    cls, kwargs = TABLE1_CONFIGS[architecture]
+    kwargs = dict(kwargs)
+    kwargs.update(multi_target="independent", random_state=random_state, verbose=0)
+    if max_epochs is not None:
+        kwargs["max_epochs"] = max_epochs
+    kwargs.update(params or {})
+    return cls(**kwargs)
+
+
+def _svm(random_state, params):
+    from sklearn.svm import LinearSVC
+
+    params = dict(params or {})
+    estimator = params.pop("estimator", None) or LinearSVC(class_weight="balanced")
+    return FrameClassifier(estimator, random_state=random_state, **params)
+
+
+def _fit_fold(frames, y, target_names, train, test, estimator, max_len, meta):
+    """Train on the training speakers of one fold, score the held-out speaker."""
+    start = time.perf_counter()
+    steps = [("norm", SpeakerNormaliser())]
+    if not isinstance(estimator, FrameClassifier):
+        steps.append(("pad", SequencePadder(max_len=max_len)))
+    pipe = Pipeline(steps + [("clf", clone(estimator))])
+    y_train = [y[i] for i in train]
+    pipe.fit(frames.iloc[train], y_train)
+    y_pred = pipe.predict(frames.iloc[test])
+    seconds = time.perf_counter() - start
+    y_test = [y[i] for i in test]
+    _, per_target = sequence_uar(y_test, y_pred, targets=target_names,
+                                 return_per_target=True)
+    epochs = _selected_epochs(pipe[-1], len(target_names))
+    rows = []
+    for k, name in enumerate(target_names):
+        au, phase = name.rsplit("_", 1)
+        rows.append(dict(meta, au=au, phase=phase, uar=float(per_target[name]),
+                         epochs=epochs[k], seconds=seconds / len(target_names)))
+    return rows
+
+
+def _selected_epochs(clf, n_targets):
+    epochs = getattr(clf, "selected_epochs_", None)
+    if epochs is None:
+        return [np.nan] * n_targets
+    return [int(e) for e in np.broadcast_to(np.asarray(epochs), (n_targets,))]
+
+
+def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FEATURE_SETS,
+                 aus=AUS, phases=PHASES, svm=True, max_epochs=None, max_len=100,
+                 network_params=None, svm_params=None, frame_rate=25, memory=None,
+                 n_jobs=None, random_state=0, verbose=1):
+    """Leave-one-speaker-out evaluation of architectures × feature sets × AU sub-classes.
+
+    Parameters
+    ----------
+    corpus : AUCorpus
+        ``make_speech_au_corpus()`` or ``load_manifest(...)``: recordings table ``X`` with a
+        ``speaker`` column and ``labels_frame(aus, phases)``.
+    architectures : sequence of str
+        Keys of :data:`sklearn_s2au.classifiers.TABLE1_CONFIGS`.
+    feature_sets : sequence of str
+        openSMILE feature sets.
+    aus, phases : sequence of str
+        The AU sub-classes (targets). All targets of one fold and architecture are trained
+        at once as independent models with separate early stopping.
+    svm : bool, default=True
+        Add the frame-wise SVM baseline of Ringeval et al. (2015) as a row.
+    max_epochs : int or None
+        Overrides the paper's 100 epochs (for quick runs).
+    max_len : int, default=100
+        T of the paper: steps per sequence.
+    network_params, svm_params : dict or None
+        Extra constructor arguments for the networks / ``FrameClassifier``.
+    frame_rate : float, default=25
+    memory : str, Path, joblib.Memory or None
+        Feature cache.
+    n_jobs : int or None
+        Folds in parallel (joblib; honours ``joblib.parallel_backend("dask")``).
+    random_state : int, default=0
+    verbose : int, default=1
+        Show a progress bar over folds.
+
+    Returns
+    -------
+    results : DataFrame
+        Tidy: one row per architecture, feature set, AU, sub-class and fold, with
+        columns ``architecture, feature_set, au, phase, fold, uar, epochs, seconds``.
+    """
+    speakers = corpus.X["speaker"].to_numpy(dtype=object)
+    folds = [(s, np.flatnonzero(speakers != s), np.flatnonzero(speakers == s))
+             for s in pd.unique(speakers)]
+    if len(folds) < 2:
+        raise ValueError(f"leave-one-speaker-out needs at least 2 speakers, the corpus has "
+                         f"{len(folds)}.")
+    y, target_names = _stack_targets(corpus, aus, phases)
+    unknown = [a for a in architectures if a not in TABLE1_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown architectures {unknown}; choose from "
+                         f"{list(TABLE1_CONFIGS)}.")
+    models = [(a, _network(a, max_epochs, random_state, network_params))
+              for a in architectures]
+    if svm:
+        models.append((SVM_NAME, _svm(random_state, svm_params)))
+
+    tasks = []
+    for feature_set in feature_sets:
+        frames = extract_features(corpus.X, feature_set, frame_rate=frame_rate,
+                                  memory=memory, n_jobs=n_jobs)
+        for name, estimator in models:
+            for speaker, train, test in folds:
+                meta = dict(architecture=name, feature_set=feature_set, fold=speaker)
+                tasks.append(delayed(_fit_fold)(frames, y, target_names, train, test,
+                                                estimator, max_len, meta))
+    rows = []
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    with _progress(len(tasks), verbose) as bar:
+        for fold_rows in parallel(tasks):
+            rows.extend(fold_rows)
+            bar.update(1)
+    columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "epochs",
+               "seconds"]
+    order = {name: i for i, (name, _) in enumerate(models)}
+    results = pd.DataFrame(rows, columns=columns)
+    results["_order"] = results["architecture"].map(order)
+    results = results.sort_values(["_order", "feature_set", "au", "phase", "fold"],
+                                  kind="stable").drop(columns="_order")
+    return results.reset_index(drop=True)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(total, verbose):
+    if not verbose:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="folds", unit="fold")
+
+
+def table1(corpus, *, au="AU17", feature_set="ComParE_2016", architectures=None, **kwargs):
+    """Series 1: every Table I architecture on the 4 sub-classes of one AU (LOSO).
+
+    See :func:`run_protocol` for the keyword arguments and the result's columns.
+    """
+    architectures = list(TABLE1_CONFIGS) if architectures is None else architectures
+    return run_protocol(corpus, architectures=architectures, feature_sets=(feature_set,),
+                        aus=(au,), **kwargs)
+
+
+def table2(corpus, *, architecture="Enc-InterAtt-Dec", feature_sets=FEATURE_SETS, **kwargs):
+    """Series 2: one architecture × 8 AUs × 4 sub-classes × both feature sets (LOSO).
+
+    See :func:`run_protocol` for the keyword arguments and the result's columns.
+    """
+    return run_protocol(corpus, architectures=(architecture,), feature_sets=feature_sets,
+                        **kwargs)
+
+
+def paper_table(results, rows="architecture"):
+    """Pivot tidy results into a paper-style table of mean UAR % over folds.
+
+    Parameters
+    ----------
+    results : DataFrame
+        Output of :func:`run_protocol`.
+    rows : str or list of str, default="architecture"
+        Row keys; sub-classes are the columns. The mean over folds is taken per AU and
+        then, as in Table II, averaged over the AUs present.
+
+    Returns
+    -------
+    table : DataFrame
+        UAR in percent, one column per sub-class (onset, apex, offset, occurrence).
+    """
+    rows = [rows] if isinstance(rows, str) else list(rows)
+    per_au = results.groupby(rows + ["au", "phase"], sort=False)["uar"].mean()
+    table = per_au.groupby(rows + ["phase"], sort=False).mean().unstack("phase")
+    phases = [p for p in PHASES if p in table.columns]
+    return (100 * table[phases]).round(1)
+
+
+def write_results(results, out_dir, name):
+    """Write tidy results as CSV (and Parquet when pyarrow is available)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.csv"]
+    results.to_csv(paths[0], index=False)
+    try:
+        results.to_parquet(out_dir / f"{name}.parquet", index=False)
+        paths.append(out_dir / f"{name}.parquet")
+    except ImportError:
+        logger.info("pyarrow not installed; wrote CSV only")
+    return paths
