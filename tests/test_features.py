@@ -1,0 +1,375 @@
+"""Tests of OpenSmileLLD: real openSMILE on short synthetic harmonic tones."""
+
+import pickle
+
+import numpy as np
+import opensmile
+import pandas as pd
+import pytest
+import soundfile
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn import config_context
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.utils import estimator_checks
+
+from sklearn_s2au import features as features_module
+from sklearn_s2au.features import MIN_DURATION, OpenSmileLLD
+from sklearn_s2au.framing import frame_count
+
+
+def tone(duration, sampling_rate=16000, seed=0, peak=0.5):
+    """Harmonic series on a slowly moving f0 plus a little noise, float32."""
+    rng = np.random.default_rng(seed)
+    n = int(np.ceil(duration * sampling_rate - 1e-9))
+    t = np.arange(n) / sampling_rate
+    f0 = rng.uniform(120, 180) * (1 + 0.1 * np.sin(2 * np.pi * 1.3 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / sampling_rate
+    x = sum(np.sin(k * phase) / k for k in range(1, 9)) + 0.05 * rng.standard_normal(n)
+    return (peak * x / np.max(np.abs(x))).astype(np.float32)
+
+
+def recordings(signals, sampling_rate=16000, labels=None):
+    labels = labels if labels is not None else [f"rec_{i}" for i in range(len(signals))]
+    return pd.DataFrame({"speaker": [f"spk{i % 2}" for i in range(len(signals))],
+                         "signal": list(signals), "sampling_rate": sampling_rate},
+                        index=pd.Index(labels, name="recording"))
+
+
+def one(frames, i=0):
+    return frames["features"].iloc[i]
+
+
+@pytest.fixture(scope="module")
+def direct_levels():
+    """The two ComParE levels as openSMILE gives them, for a 1.2 s tone at 16 kHz."""
+    x = tone(1.2)
+    lld = opensmile.Smile("ComParE_2016", "lld").process_signal(x, 16000)
+    deltas = opensmile.Smile("ComParE_2016", "lld_de").process_signal(x, 16000)
+    return x, lld, deltas
+
+
+# --- feature sets and names --------------------------------------------------------------
+
+def test_compare_is_65_lld_then_65_deltas(direct_levels):
+    x, lld, deltas = direct_levels
+    est = OpenSmileLLD().fit(recordings([x]))
+    names = est.get_feature_names_out()
+    assert len(names) == 130 and est.n_features_ == 130
+    assert names[0] == "F0final_sma" and names[64] == "mfcc_sma[14]"
+    assert names[65] == "F0final_sma_de" and names[-1] == "mfcc_sma_de[14]"
+    assert list(names) == list(lld.columns) + list(deltas.columns)
+    assert list(est.feature_names_) == list(names)
+
+
+def test_egemaps_has_25_lld_names():
+    est = OpenSmileLLD("eGeMAPSv02").fit(recordings([tone(0.5)]))
+    names = est.get_feature_names_out()
+    assert len(names) == 25
+    assert names[0] == "Loudness_sma3" and names[-1] == "F3amplitudeLogRelF0_sma3nz"
+    assert one(est.transform(recordings([tone(0.5)]))).shape == (13, 25)
+
+
+@pytest.mark.parametrize("feature_set", [opensmile.FeatureSet.eGeMAPSv02, "egemapsv02"])
+def test_feature_set_accepts_enum_and_any_case(feature_set):
+    assert len(OpenSmileLLD(feature_set).get_feature_names_out()) == 25
+
+
+def test_lld_and_delta_levels_are_joined_by_frame_index(direct_levels):
+    """At 100 Hz grid frame k holds LLD frame k - 3 (60 ms window centred 30 ms in)."""
+    x, lld, deltas = direct_levels
+    n_lld = len(lld)
+    # Run separately, openSMILE's delta level has two more (end-of-input) rows.
+    assert len(deltas) == n_lld + 2
+    grid = one(OpenSmileLLD(frame_rate=100, normalise_peak=False).transform(recordings([x])))
+    assert grid.shape == (frame_count(1.2, 100), 130) == (120, 130)
+    expected = np.hstack([lld.to_numpy(), deltas.to_numpy()[:n_lld]]).astype(np.float32)
+    np.testing.assert_array_equal(grid[3:3 + n_lld], expected)
+    # frames before the first and after the last window centre: the nearest LLD frame
+    np.testing.assert_array_equal(grid[:3], np.repeat(expected[:1], 3, axis=0))
+    np.testing.assert_array_equal(grid[3 + n_lld:], np.repeat(expected[-1:], 120 - 3 - n_lld,
+                                                              axis=0))
+
+
+def test_25_hz_grid_averages_lld_frames_by_window_centre(direct_levels):
+    x, lld, deltas = direct_levels
+    values = np.hstack([lld.to_numpy(), deltas.to_numpy()[:len(lld)]])
+    grid = one(OpenSmileLLD(normalise_peak=False).transform(recordings([x])))
+    assert grid.shape == (30, 130)
+    # centres i * 10 ms + 30 ms: grid frame k = [40k, 40k + 40) ms gets i = 4k - 3 ... 4k
+    np.testing.assert_allclose(grid[0], values[0], rtol=1e-6)
+    for k in (1, 10, 20):
+        np.testing.assert_allclose(grid[k], values[4 * k - 3:4 * k + 1].mean(axis=0),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sampling_rate, hop_samples", [(16000, 160), (22050, 221)])
+def test_frame_start_times_are_frame_index_times_hop(sampling_rate, hop_samples):
+    """Reported start times equal i * hop except the end-of-input rows, which repeat."""
+    lld = opensmile.Smile("ComParE_2016", "lld").process_signal(
+        tone(1.0, sampling_rate), sampling_rate)
+    starts = lld.index.get_level_values("start").total_seconds().to_numpy()
+    hop = starts[1]
+    # the hop is a whole number of samples: 221 (10.02 ms) at 22.05 kHz
+    assert hop * sampling_rate == pytest.approx(hop_samples)
+    np.testing.assert_allclose(starts[:-1], np.arange(len(starts) - 1) * hop, atol=1e-6)
+    assert starts[-1] == pytest.approx(starts[-2])
+
+
+# --- frame counts on the grid ---------------------------------------------------------
+
+@pytest.mark.parametrize("sampling_rate", [8000, 11025, 16000, 22050, 44100, 48000])
+@pytest.mark.parametrize("frame_rate", [25, 100])
+def test_rows_equal_frame_count(sampling_rate, frame_rate):
+    durations = [MIN_DURATION, 0.5, 1.0, 1.234, 1.5]
+    signals = [tone(d, sampling_rate, seed=i) for i, d in enumerate(durations)]
+    frames = OpenSmileLLD(frame_rate=frame_rate).transform(recordings(signals, sampling_rate))
+    for signal, arr in zip(signals, frames["features"]):
+        assert arr.shape == (frame_count(len(signal) / sampling_rate, frame_rate), 130)
+        assert arr.dtype == np.float32 and np.isfinite(arr).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(n_samples=st.integers(1600, 24000), sampling_rate=st.sampled_from([8000, 16000, 22050]),
+       frame_rate=st.sampled_from([10, 25, 29.97, 50, 100, 200]))
+def test_rows_equal_frame_count_property(n_samples, sampling_rate, frame_rate):
+    n_samples = max(n_samples, int(np.ceil(MIN_DURATION * sampling_rate)))
+    signal = tone(n_samples / sampling_rate, sampling_rate)[:n_samples]
+    frames = OpenSmileLLD(frame_rate=frame_rate).transform(recordings([signal], sampling_rate))
+    assert one(frames).shape == (frame_count(n_samples / sampling_rate, frame_rate), 130)
+    assert np.isfinite(one(frames)).all()
+
+
+def test_output_is_a_frame_table_with_the_input_index():
+    X = recordings([tone(0.6), tone(0.9, seed=1)], labels=["b", "a"])
+    X["extra"] = 1
+    frames = OpenSmileLLD(speaker_col="speaker").fit_transform(X)
+    assert list(frames.columns) == ["speaker", "features"]
+    assert frames.index.equals(X.index)
+    assert frames["speaker"].tolist() == ["spk0", "spk1"]
+    assert [a.shape for a in frames["features"]] == [(15, 130), (23, 130)]
+
+
+def test_custom_speaker_col_is_passed_through():
+    X = recordings([tone(0.5)]).rename(columns={"speaker": "actor"})
+    frames = OpenSmileLLD(speaker_col="actor").fit_transform(X)
+    assert list(frames.columns) == ["actor", "features"] and frames["actor"].iloc[0] == "spk0"
+
+
+# --- audio input: files, stereo, integer samples ---------------------------------------
+
+def test_file_route_equals_signal_route_int16(tmp_path):
+    pcm = np.round(tone(1.1) * 32767).astype(np.int16)
+    path = tmp_path / "int16.wav"
+    soundfile.write(path, pcm, 16000, subtype="PCM_16")
+    by_file = OpenSmileLLD().transform(pd.DataFrame({"speaker": ["s"], "file": [str(path)]}))
+    by_int16 = OpenSmileLLD().transform(recordings([pcm]))
+    by_float = OpenSmileLLD().transform(recordings([pcm / 32768.0]))  # float64 accepted
+    np.testing.assert_array_equal(one(by_file), one(by_int16))
+    np.testing.assert_array_equal(one(by_file), one(by_float))
+    assert one(by_file).shape == (28, 130)
+
+
+@pytest.mark.parametrize("sampling_rate", [16000, 48000])
+def test_stereo_file_and_arrays_are_mixed_down(tmp_path, sampling_rate):
+    left, right = tone(0.8, sampling_rate, seed=1), tone(0.8, sampling_rate, seed=2)
+    stereo = np.stack([left, right], axis=1)  # (n, 2)
+    path = tmp_path / "stereo.wav"
+    soundfile.write(path, stereo, sampling_rate, subtype="FLOAT")
+    est = OpenSmileLLD(normalise_peak=False)
+    by_file = one(est.transform(pd.DataFrame({"speaker": ["s"], "file": [path]})))
+    mono = (left + right) / 2
+    for signal in (stereo, stereo.T, mono):
+        np.testing.assert_array_equal(
+            one(est.transform(recordings([signal], sampling_rate))), by_file)
+    other = one(est.transform(recordings([left], sampling_rate)))
+    assert not np.allclose(by_file, other)
+
+
+# --- peak normalisation ------------------------------------------------------------------
+
+def test_peak_normalisation_makes_level_irrelevant():
+    x = tone(1.0, peak=0.5)
+    quiet, loud = x * np.float32(0.25), x  # powers of two: scaling is exact
+    norm = OpenSmileLLD().transform(recordings([quiet, loud]))
+    np.testing.assert_array_equal(one(norm, 0), one(norm, 1))
+    # normalised = the signal scaled to full scale (the largest 16-bit sample)
+    full = x * np.float32((32767 / 32768) / np.abs(x).max())
+    raw = OpenSmileLLD(normalise_peak=False).transform(recordings([quiet, loud, full]))
+    np.testing.assert_array_equal(one(norm, 0), one(raw, 2))
+    # without it, the RMS energy follows the level: 4x the amplitude, 4x the RMS
+    rms = list(OpenSmileLLD().get_feature_names_out()).index("pcm_RMSenergy_sma")
+    ratio = one(raw, 1)[:, rms].mean() / one(raw, 0)[:, rms].mean()
+    assert ratio == pytest.approx(4.0, rel=0.01)
+    assert one(norm, 0)[:, rms].mean() == pytest.approx(2 * one(raw, 1)[:, rms].mean(),
+                                                        rel=0.01)
+
+
+def test_full_scale_float_is_saturated_not_wrapped():
+    x = tone(0.5)
+    x[100] = 1.0  # openSMILE's int16(x * 32768) would turn this into -32768
+    capped = x.copy()
+    capped[100] = 32767 / 32768
+    est = OpenSmileLLD(normalise_peak=False)
+    np.testing.assert_array_equal(one(est.transform(recordings([x]))),
+                                  one(est.transform(recordings([capped]))))
+
+
+# --- parallel extraction, cloning, pickling ----------------------------------------------
+
+def test_n_jobs_2_equals_n_jobs_1():
+    signals = [tone(d, seed=i) for i, d in enumerate([0.4, 1.3, 0.7, 1.0, 0.5, 1.5, 0.9])]
+    X = recordings(signals, labels=list("gfedcba"))
+    sequential = OpenSmileLLD(n_jobs=1).transform(X)
+    parallel = OpenSmileLLD(n_jobs=2, verbose=1).transform(X)
+    assert parallel.index.equals(X.index)
+    assert parallel["speaker"].tolist() == sequential["speaker"].tolist()
+    for a, b in zip(sequential["features"], parallel["features"]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_error_in_a_worker_names_the_recording():
+    signals = [tone(0.5, seed=i) for i in range(4)]
+    signals[2][10] = np.nan
+    with pytest.raises(ValueError, match=r"recording 'rec_2'.*non-finite"):
+        OpenSmileLLD(n_jobs=2).transform(recordings(signals))
+
+
+def test_clone_and_pickle_before_and_after_fit():
+    X = recordings([tone(0.5)])
+    est = OpenSmileLLD("eGeMAPSv02", frame_rate=100, n_jobs=2)
+    assert clone(est).get_params() == est.get_params()
+    restored = pickle.loads(pickle.dumps(est))
+    assert restored.get_params() == est.get_params()
+    expected = one(est.fit_transform(X))
+    # fitted state is only the names: no openSMILE object rides along
+    assert set(vars(est)) == set(est.get_params()) | {"feature_names_", "n_features_"}
+    for copy in (pickle.loads(pickle.dumps(est)), clone(est).fit(X)):
+        np.testing.assert_array_equal(copy.feature_names_, est.feature_names_)
+        np.testing.assert_array_equal(one(copy.transform(X)), expected)
+    assert not hasattr(clone(est), "feature_names_")
+
+
+@pytest.mark.parametrize("check", [
+    estimator_checks.check_estimator_cloneable,
+    estimator_checks.check_estimator_repr,
+    estimator_checks.check_no_attributes_set_in_init,
+    estimator_checks.check_get_params_invariance,
+    estimator_checks.check_set_params,
+    estimator_checks.check_parameters_default_constructible,
+    estimator_checks.check_do_not_raise_errors_in_init_or_set_params,
+    estimator_checks.check_mixin_order,
+    estimator_checks.check_valid_tag_types,
+])
+def test_sklearn_api_checks(check):
+    check("OpenSmileLLD", OpenSmileLLD())
+
+
+def test_tags_and_pipeline_and_pandas_output():
+    tags = OpenSmileLLD().__sklearn_tags__()
+    assert not tags.input_tags.two_d_array and not tags.requires_fit
+    X = recordings([tone(0.5)])
+    pipe = Pipeline([("lld", OpenSmileLLD("eGeMAPSv02"))]).fit(X)
+    assert len(pipe.get_feature_names_out()) == 25
+    with config_context(transform_output="pandas"):  # must not relabel the frame table
+        frames = pipe.transform(X)
+    assert list(frames.columns) == ["speaker", "features"] and one(frames).shape == (13, 25)
+
+
+# --- errors: each names the recording and the fix ----------------------------------------
+
+def _bad_signal(label, signal, **params):
+    X = recordings([tone(0.5), signal], labels=["ok", label])
+    return lambda: OpenSmileLLD(**params).transform(X)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: _bad_signal("short", tone(MIN_DURATION * 0.9)),
+     r"recording 'short' lasts 0\.09 s.*at least 0\.1 s"),
+    (lambda: _bad_signal("empty", np.zeros(0, np.float32)), r"recording 'empty' lasts 0 s"),
+    (lambda: _bad_signal("nan", np.r_[tone(0.5)[:-1], np.nan]),
+     r"signal of recording 'nan' has a non-finite sample .*at sample 7999"),
+    (lambda: _bad_signal("inf", np.r_[np.inf, tone(0.5)]),
+     r"signal of recording 'inf' has a non-finite sample"),
+    (lambda: _bad_signal("silent", np.zeros(8000, np.float32)),
+     r"recording 'silent' is silent.*normalise_peak=False"),
+    (lambda: _bad_signal("loud", 3 * tone(0.5), normalise_peak=False),
+     r"recording 'loud' reaches 1\.5.*outside \[-1, 1\].*normalise_peak=True"),
+    (lambda: _bad_signal("3ch", np.zeros((3, 8000), np.float32)),
+     r"recording '3ch' has shape \(3, 8000\).*\(n_samples, 2\)"),
+    (lambda: _bad_signal("3d", np.zeros((2, 2, 8000), np.float32)),
+     r"recording '3d' has shape \(2, 2, 8000\)"),
+    (lambda: _bad_signal("int64", np.zeros(8000, np.int64)),
+     r"recording 'int64' has dtype int64.*int16"),
+])
+def test_bad_signal_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()()
+
+
+def test_bad_table_errors():
+    X = recordings([tone(0.5)], labels=["r1"])
+    with pytest.raises(TypeError, match="recordings table"):
+        OpenSmileLLD().transform(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="empty"):
+        OpenSmileLLD().fit(X.iloc[:0])
+    with pytest.raises(ValueError, match=r"no speaker column 'speaker'.*speaker_col"):
+        OpenSmileLLD().fit(X.drop(columns="speaker"))
+    with pytest.raises(ValueError, match=r"recording 'r1' has no speaker"):
+        OpenSmileLLD().fit(X.assign(speaker=None))
+    with pytest.raises(ValueError, match=r"neither a 'file' column.*'signal'"):
+        OpenSmileLLD().fit(X.drop(columns=["signal", "sampling_rate"]))
+    with pytest.raises(ValueError, match=r"no 'sampling_rate' column"):
+        OpenSmileLLD().transform(X.drop(columns="sampling_rate"))
+    with pytest.raises(ValueError, match=r"recording 'r1' has sampling_rate 16000\.5"):
+        OpenSmileLLD().transform(X.assign(sampling_rate=16000.5))
+    with pytest.raises(ValueError, match=r"recording 'r1' has sampling_rate 0"):
+        OpenSmileLLD().transform(X.assign(sampling_rate=0))
+    with pytest.raises(ValueError, match=r"recording 'r1' has no signal"):
+        OpenSmileLLD().transform(X.assign(signal=[None]))
+
+
+def test_file_errors(tmp_path):
+    missing = pd.DataFrame({"speaker": ["s"], "file": [str(tmp_path / "nope.wav")]},
+                           index=["gone"])
+    with pytest.raises(FileNotFoundError, match=r"nope\.wav' of recording 'gone' does not"):
+        OpenSmileLLD().fit(missing)
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"this is not audio" * 10)
+    with pytest.raises(ValueError, match=r"cannot read the audio file .*garbage\.wav' of "
+                                         r"recording 'junk'"):
+        OpenSmileLLD().transform(pd.DataFrame({"speaker": ["s"], "file": [str(garbage)]},
+                                              index=["junk"]))
+    with pytest.raises(ValueError, match=r"recording 'nofile' has file nan"):
+        OpenSmileLLD().transform(pd.DataFrame({"speaker": ["s"], "file": [np.nan]},
+                                              index=["nofile"]))
+
+
+def test_non_finite_features_from_opensmile_are_caught(monkeypatch):
+    smile = features_module._smile("eGeMAPSv02")
+
+    class NaNSmile:
+        def process_signal(self, signal, sampling_rate):
+            lld = smile.process_signal(signal, sampling_rate)
+            lld.iloc[5, 2] = np.nan
+            return lld
+
+    monkeypatch.setattr(features_module, "_smile", lambda feature_set: NaNSmile())
+    with pytest.raises(ValueError, match=r"non-finite value for recording 'rec_0' \(LLD "
+                                         r"frame 5, feature 'hammarbergIndex_sma3'\)"):
+        OpenSmileLLD("eGeMAPSv02").transform(recordings([tone(0.5)]))
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"feature_set": "GeMAPSv01b"}, r"\['ComParE_2016', 'eGeMAPSv02'\]"),
+    ({"feature_set": opensmile.FeatureSet.IS09}, r"\['ComParE_2016', 'eGeMAPSv02'\]"),
+    ({"frame_rate": 0}, "frame_rate must be a positive number"),
+    ({"frame_rate": np.inf}, "frame_rate must be a positive number"),
+    ({"normalise_peak": "yes"}, "normalise_peak must be True or False"),
+    ({"n_jobs": 0}, "n_jobs must be None or a non-zero integer"),
+    ({"speaker_col": 3}, "speaker_col must be a column name"),
+])
+def test_bad_parameters(params, match):
+    with pytest.raises(ValueError, match=match):
+        OpenSmileLLD(**params).fit(recordings([tone(0.5)]))
