@@ -15,10 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from . import experiments
-from .labels import AUS, PHASES
+from .labels import AUS
 
 logger = logging.getLogger("sklearn_s2au")
 
@@ -123,25 +121,17 @@ def _report(results, name, out, rows, note=None, oracle=None, paper=None):
     parts = [f"## {name}: mean UAR % over leave-one-speaker-out folds", ""]
     if note:
         parts += [note, ""]
-    parts += [table.to_markdown() if _has_tabulate() else table.to_string(), ""]
+    parts += [experiments.to_markdown(table), ""]
     if oracle is not None:
         parts += ["Corpus oracle (frame classifier on the latent trajectories), UAR %:", "",
-                  (oracle.to_markdown() if _has_tabulate() else oracle.to_string()), ""]
+                  experiments.to_markdown(oracle), ""]
     if paper is not None:
         parts += ["The paper's numbers (GEMEP corpus), for reference only:", "",
-                  (paper.to_markdown() if _has_tabulate() else paper.to_string()), ""]
+                  experiments.to_markdown(paper), ""]
     text = "\n".join(parts)
     (out / f"{name}.md").write_text(text)
     print(text)
     return table
-
-
-def _has_tabulate():
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _oracle_table(corpus, aus):

@@ -7,7 +7,7 @@ import numpy as np
 
 from .labels import PHASES
 
-__all__ = ["plot_uar", "plot_timeline", "plot_attention"]
+__all__ = ["plot_uar", "plot_timeline", "plot_attention", "protocol_figures"]
 
 
 def _pyplot():
@@ -137,3 +137,89 @@ def plot_attention(weights, *, frame_rate=25, ax=None, title=None):
     if title:
         ax.set_title(title)
     return ax
+
+
+def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
+                     feature_set="eGeMAPSv02", test_speaker=None, max_epochs=None,
+                     random_state=0):
+    """The figures of a protocol run, written as PNG files.
+
+    1. ``{name}_uar.png``: mean UAR per AU and sub-class (:func:`plot_uar`).
+    2. ``{name}_timeline.png``: true vs predicted onset/apex/offset/occurrence of ``au``
+       for the longest recording of a held-out speaker, from an Enc-InterAtt-Dec network
+       trained (as independent models) on all other speakers.
+    3. ``{name}_attention.png``: that network's inter-attention weights on the same
+       recording (:func:`plot_attention`).
+
+    Parameters
+    ----------
+    corpus : AUCorpus
+    results : DataFrame
+        Tidy results of :func:`sklearn_s2au.experiments.run_protocol`.
+    out_dir : str or Path
+    name : str
+        File name prefix.
+    au : str, default="AU17"
+    feature_set : str, default="eGeMAPSv02"
+    test_speaker : str or None
+        Held-out speaker (default: the last one).
+    max_epochs : int or None
+        Epoch cap of the network trained for figures 2 and 3 (default: the paper's 100).
+    random_state : int, default=0
+
+    Returns
+    -------
+    paths : list of Path
+    """
+    from pathlib import Path
+
+    from sklearn.pipeline import Pipeline
+
+    from .classifiers import EncInterAttDecClassifier
+    from .experiments import extract_features
+    from .preprocessing import SequencePadder, SpeakerNormaliser
+
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+
+    ax = plot_uar(results)
+    ax.set_title(f"{name}: mean UAR over leave-one-speaker-out folds")
+    paths.append(out_dir / f"{name}_uar.png")
+    ax.figure.tight_layout()
+    ax.figure.savefig(paths[-1], dpi=120)
+    plt.close(ax.figure)
+
+    speakers = corpus.X["speaker"].to_numpy(dtype=object)
+    test_speaker = speakers[-1] if test_speaker is None else test_speaker
+    test = speakers == test_speaker
+    frames = extract_features(corpus.X, feature_set)
+    bunch = corpus.labels_frame(aus=[au])
+    kwargs = {"random_state": random_state}
+    if max_epochs is not None:
+        kwargs["max_epochs"] = max_epochs
+    pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
+                     ("clf", EncInterAttDecClassifier(**kwargs))])
+    pipe.fit(frames[~test], [y for y, t in zip(bunch.y, test) if not t])
+    positions = np.flatnonzero(test)
+    longest = positions[np.argmax([len(bunch.y[i]) for i in positions])]
+    one = frames.iloc[[longest]]
+    proba = pipe.predict_proba(one)[0]
+    pred = pipe.predict(one)[0]
+    ax = plot_timeline(bunch.y[longest], pred, proba=proba, target_names=bunch.target_names,
+                       title=f"{one.index[0]} (held-out speaker {test_speaker})")
+    paths.append(out_dir / f"{name}_timeline.png")
+    ax.figure.tight_layout()
+    ax.figure.savefig(paths[-1], dpi=120)
+    plt.close(ax.figure)
+
+    batch = pipe[:-1].transform(one)
+    weights = pipe[-1].predict_attention(batch, layer="decoder")[0]
+    ax = plot_attention(weights, title=f"inter-attention, {one.index[0]} "
+                                       f"({bunch.target_names[0]} model, first chunk)")
+    paths.append(out_dir / f"{name}_attention.png")
+    ax.figure.tight_layout()
+    ax.figure.savefig(paths[-1], dpi=120)
+    plt.close(ax.figure)
+    return paths

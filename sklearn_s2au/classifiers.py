@@ -1,0 +1,898 @@
+"""The paper's sequence classifiers as skorch-based scikit-learn estimators.
+
+`StackedIntraAttClassifier` and `EncInterAttDecClassifier` take a
+:class:`~sklearn_s2au.preprocessing.SequenceBatch` (from ``SequencePadder``) and one 0/1
+label sequence per recording, train with the paper's settings and return one prediction
+per real frame of every recording. Training policy lives in narrow skorch hooks and
+callbacks:
+
+* the validation split is speaker-independent and drawn from the training speakers
+  (``get_split_datasets``);
+* the loss is the class-weighted binary cross-entropy over real frames plus Keras-style
+  L2/L1 weight penalties and the intra-attention regulariser (``get_loss``);
+* early stopping follows the paper (`PaperEarlyStopping`) and restores the selected
+  epoch's weights.
+
+Several targets (``y`` of shape ``(n_frames, K)`` per recording) train as K independent
+models in one vectorised network (``multi_target="independent"``, the paper's
+one-model-per-target protocol, with separate class weights, early stopping and selected
+epochs) or as one network with K outputs (``multi_target="shared"``).
+
+Table I of the paper, as constructor arguments (`TABLE1_CONFIGS`); S is
+`StackedIntraAttClassifier`, E is `EncInterAttDecClassifier`, and every argument is a
+``module__`` parameter (``intra_att`` stands for ``module__intra_att``):
+
+===============================  =====  ================================================
+name                             class  arguments
+===============================  =====  ================================================
+Stacked-NoAtt                    S      ``intra_att=None``
+Stacked-IntraAtt bi=5            S      ``intra_att=("bi", 5)``
+Stacked-IntraAtt bi=15           S      ``intra_att=("bi", 15)``
+2xStacked-IntraAtt pa=15         S      ``intra_att=("pa", 15), intra_att_layers="each"``
+2xStacked-IntraAtt bi=15         S      ``intra_att=("bi", 15), intra_att_layers="each"``
+Enc-Dec-NoAtt                    E      ``inter_att=False``
+Enc-InterAtt-Dec                 E      ``inter_att=True``
+Enc-InterAtt-Dec-IntraAtt pa=15  E      ``inter_att=True, intra_att=("pa", 15)``
+===============================  =====  ================================================
+
+Design decisions where the paper is silent (documented in the classes): the decoder's
+initial state is ``tanh(h_1 W_s)`` and ``ŷ_0 = 0`` as in the Keras ``AttentionDecoder`` the
+paper builds on; Enc-Dec-NoAtt feeds the decoder the aligned encoder output ``h_j`` as its
+context; in Enc-InterAtt-Dec-IntraAtt the intra-attention runs over the decoder states
+and a per-frame sigmoid layer gives the prediction; dropout follows every normalised
+layer output; intra-attention masks padded keys (keras-self-attention does not).
+"""
+
+import logging
+import multiprocessing
+import numbers
+from collections import deque
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
+from torch import nn
+
+from ._sequence import SequenceBatch
+from .nn import EncoderDecoderNet, StackedNet
+from .nn.layers import length_mask
+
+__all__ = [
+    "StackedIntraAttClassifier", "EncInterAttDecClassifier", "PaperEarlyStopping",
+    "paper_early_stopping", "balanced_class_weights", "TABLE1_CONFIGS",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------
+# Early stopping as described in the paper
+# --------------------------------------------------------------------------------------
+
+class _StoppingRule:
+    """The paper's stopping rule for one model, fed one score per epoch."""
+
+    def __init__(self, patience, prev_rounds, last_top_results, lower_is_better):
+        self.patience = patience
+        self.prev_rounds = prev_rounds
+        self.last_top_results = last_top_results
+        self.lower_is_better = lower_is_better
+        self.scores = []
+        self.wait = 0
+        self.stopped_epoch = None
+
+    def update(self, score):
+        """Add the score of the next epoch; True when training of this model stops."""
+        score = float(score)
+        self.scores.append(score)
+        n = len(self.scores)
+        if n <= self.prev_rounds:
+            return False
+        reference = float(np.mean(self.scores[-self.prev_rounds - 1:-1]))
+        # equal up to rounding (a mean of equal scores) is no improvement
+        if np.isnan(score) or np.isclose(score, reference, rtol=1e-9, atol=1e-12):
+            improved = False
+        elif self.lower_is_better:
+            improved = score < reference
+        else:
+            improved = score > reference
+        self.wait = 0 if improved else self.wait + 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = n
+            return True
+        return False
+
+    def selected_epoch(self):
+        """Best epoch (1-based) among the last ``last_top_results``; ties: the latest."""
+        window = np.asarray(self.scores[-self.last_top_results:], dtype=float)
+        if self.lower_is_better:
+            window = -window
+        window = np.where(np.isnan(window), -np.inf, window)
+        best = len(window) - 1 - int(np.argmax(window[::-1]))
+        return len(self.scores) - len(window) + best + 1
+
+
+def paper_early_stopping(scores, *, patience=5, prev_rounds=15, last_top_results=10,
+                         lower_is_better=False):
+    """Apply the paper's early stopping rule to a sequence of per-epoch scores.
+
+    Our reading of Stappen et al. (2019), Section II-C and IV-C:
+
+    * during the first ``prev_rounds`` epochs nothing is checked;
+    * from epoch ``prev_rounds + 1`` on, epoch ``n`` *improves* when its score is better
+      than the mean score of the ``prev_rounds`` epochs before it
+      (``n - prev_rounds .. n - 1``);
+    * a counter of consecutive non-improving epochs is reset by every improving epoch;
+      training stops at the epoch where it reaches ``patience`` — so the earliest stop is
+      epoch ``prev_rounds + patience`` (20 with the paper's values), the "minimum number
+      of epochs" of the paper;
+    * when training stops (or ``max_epochs`` is reached) the best epoch among the last
+      ``last_top_results`` epochs is selected and its weights are restored (ties go to
+      the latest such epoch).
+
+    Parameters
+    ----------
+    scores : sequence of float
+        Validation score of every epoch that would be trained (e.g. 100 values).
+    patience, prev_rounds, last_top_results : int
+    lower_is_better : bool, default=False
+        True for a loss, False for UAR.
+
+    Returns
+    -------
+    stopped_epoch : int or None
+        1-based epoch after which training stops, None when it runs to the end.
+    selected_epoch : int
+        1-based epoch whose weights are kept.
+
+    Examples
+    --------
+    >>> from sklearn_s2au.classifiers import paper_early_stopping
+    >>> scores = [0.5 + 0.01 * i for i in range(20)] + [0.6] * 10
+    >>> paper_early_stopping(scores)
+    (25, 20)
+    """
+    rule = _StoppingRule(patience, prev_rounds, last_top_results, lower_is_better)
+    for score in scores:
+        if rule.update(score):
+            break
+    if not rule.scores:
+        raise ValueError("scores is empty; give one score per epoch.")
+    return rule.stopped_epoch, rule.selected_epoch()
+
+
+class PaperEarlyStopping(Callback):
+    """Early stopping of the paper, per model, restoring the selected epoch's weights.
+
+    Each of the network's ``n_models`` models has its own rule (`paper_early_stopping`)
+    on its own validation score. A model that stops is frozen: after every later
+    optimiser step its parameters and batch-norm statistics are put back, so neither
+    Adam's momentum nor the running statistics move it. Training ends when every model
+    has stopped or at ``max_epochs``; each model then gets the weights of its selected
+    epoch. The net gets ``selected_epochs_`` and ``stopped_epochs_`` (1-based, one per
+    model).
+
+    Parameters
+    ----------
+    monitor : str, default="valid_uar"
+        History key; the per-model scores are read from ``monitor + "_per_model"``.
+    patience : int, default=5
+    prev_rounds : int, default=15
+    last_top_results : int, default=10
+    lower_is_better : bool, default=False
+    """
+
+    def __init__(self, monitor="valid_uar", patience=5, prev_rounds=15, last_top_results=10,
+                 lower_is_better=False):
+        self.monitor = monitor
+        self.patience = patience
+        self.prev_rounds = prev_rounds
+        self.last_top_results = last_top_results
+        self.lower_is_better = lower_is_better
+
+    def initialize(self):
+        self.rules_ = None
+        self.snapshots_ = None
+        self.frozen_ = {}
+        self.selected_ = {}
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        n_models = net.module_.n_models
+        self.rules_ = [_StoppingRule(self.patience, self.prev_rounds, self.last_top_results,
+                                     self.lower_is_better) for _ in range(n_models)]
+        self.snapshots_ = deque(maxlen=self.last_top_results)
+        self.frozen_ = {}
+        self.selected_ = {}
+        self.active_ = False
+        # epochs of earlier runs (partial_fit): the rules count from this run's start
+        self.offset_ = len(net.history)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        self.active_ = dataset_valid is not None
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self.active_:
+            return
+        state = net.module_.state_dict()
+        epoch = len(net.history)
+        self.snapshots_.append((epoch, {name: t.detach().clone() for name, t in state.items()}))
+        scores = np.atleast_1d(net.history[-1, self.monitor + "_per_model"])
+        for k, rule in enumerate(self.rules_):
+            if k in self.frozen_:
+                continue
+            if rule.update(scores[k]):
+                self._select(k, rule)
+                self.frozen_[k] = {name: t[k].detach().clone() for name, t in state.items()}
+        net.history.record("models_running", len(self.rules_) - len(self.frozen_))
+        if len(self.frozen_) == len(self.rules_):
+            raise KeyboardInterrupt  # skorch's way to end fit_loop early
+
+    def _select(self, k, rule):
+        epoch = rule.selected_epoch() + self.offset_
+        snapshot = next(s for e, s in self.snapshots_ if e == epoch)
+        self.selected_[k] = (epoch, {name: t[k].clone() for name, t in snapshot.items()})
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training and self.frozen_:
+            _load_model_slices(net.module_, self.frozen_)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        n_epochs = len(net.history)
+        n_models = net.module_.n_models
+        if not self.active_ or n_epochs == 0:
+            net.selected_epochs_ = np.full(n_models, n_epochs)
+            net.stopped_epochs_ = np.full(n_models, n_epochs)
+            return
+        for k, rule in enumerate(self.rules_):
+            if k not in self.selected_:
+                self._select(k, rule)
+        _load_model_slices(net.module_, {k: s for k, (_, s) in self.selected_.items()})
+        net.selected_epochs_ = np.array([self.selected_[k][0] for k in range(n_models)])
+        net.stopped_epochs_ = np.array([(r.stopped_epoch or len(r.scores)) + self.offset_
+                                        for r in self.rules_])
+        # keep the fitted estimator small: drop the epoch snapshots
+        self.snapshots_ = None
+        self.frozen_ = {}
+        self.selected_ = {}
+
+
+def _load_model_slices(module, slices):
+    """Write per-model parameter/buffer slices ``{k: {name: tensor}}`` into ``module``."""
+    state = module.state_dict()
+    with torch.no_grad():
+        for k, tensors in slices.items():
+            for name, value in tensors.items():
+                state[name][k].copy_(value)
+
+
+# --------------------------------------------------------------------------------------
+# Validation scores per model
+# --------------------------------------------------------------------------------------
+
+def _frame_uar(pred, true, mask):
+    """UAR per target over masked frames; pred/true/mask broadcast to (N, T, K)."""
+    m = mask.unsqueeze(-1)
+    pos = (true > 0.5) & m
+    neg = (true < 0.5) & m
+    n_pos = pos.sum((0, 1)).double()
+    n_neg = neg.sum((0, 1)).double()
+    rec_pos = (pred & pos).sum((0, 1)).double() / n_pos.clamp_min(1)
+    rec_neg = (~pred & neg).sum((0, 1)).double() / n_neg.clamp_min(1)
+    present = (n_pos > 0).double() + (n_neg > 0).double()
+    # a class absent from the validation frames does not count (as balanced accuracy)
+    total = rec_pos * (n_pos > 0) + rec_neg * (n_neg > 0)
+    return (total / present.clamp_min(1)).numpy()
+
+
+class _ValidScores(Callback):
+    """Per-model validation UAR and class-weighted BCE from the cached predictions."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.batches_ = []
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if not training:
+            X, y = batch
+            self.batches_.append((kwargs["y_pred"].detach(), y, X["lengths"]))
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self.batches_:
+            return
+        logits = torch.cat([b[0] for b in self.batches_])
+        y = torch.cat([b[1] for b in self.batches_]).to(logits.dtype)
+        lengths = torch.cat([b[2] for b in self.batches_])
+        self.batches_ = []
+        mask = length_mask(lengths, logits.shape[1])
+        threshold = torch.logit(torch.tensor(float(net.threshold), dtype=torch.float64))
+        uar = _frame_uar(logits > threshold.item(), y, mask)
+        bce = net._target_bce(logits, y, mask).detach().numpy()
+        n_models = net.module_.n_models
+        uar_model = uar.reshape(n_models, -1).mean(1)
+        bce_model = bce.reshape(n_models, -1).sum(1)
+        net.history.record("valid_uar", float(uar.mean()))
+        net.history.record("valid_uar_per_model", uar_model.tolist())
+        net.history.record("valid_bce", float(bce.sum()))
+        net.history.record("valid_bce_per_model", bce_model.tolist())
+
+
+# --------------------------------------------------------------------------------------
+# Data plumbing
+# --------------------------------------------------------------------------------------
+
+class _ChunkDataset(torch.utils.data.Dataset):
+    """Chunks of a SequenceBatch as ``({"x", "lengths"}, labels)`` items."""
+
+    def __init__(self, batch, labels=None):
+        self.x = torch.from_numpy(np.ascontiguousarray(batch.X, dtype=np.float32))
+        self.lengths = torch.from_numpy(batch.lengths.astype(np.int64))
+        self.labels = None if labels is None else torch.from_numpy(labels)
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def __getitem__(self, i):
+        y = self.labels[i] if self.labels is not None else torch.zeros(())
+        return {"x": self.x[i], "lengths": self.lengths[i]}, y
+
+
+def balanced_class_weights(labels, mask):
+    """Class weights ``W_c = N / (2 N_c)`` per target over real frames (paper eq. 11).
+
+    Parameters
+    ----------
+    labels : ndarray (n_chunks, T, K)
+        0/1 labels.
+    mask : ndarray (n_chunks, T), bool
+        True on real frames; padding is ignored.
+
+    Returns
+    -------
+    weights : ndarray (K, 2)
+        ``weights[k, c]`` multiplies the loss of a frame of class ``c`` of target ``k``.
+        A class with no frame gets weight 0 (it never occurs in the loss).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_s2au.classifiers import balanced_class_weights
+    >>> y = np.array([[[1.0], [0.0], [0.0], [0.0]]])
+    >>> balanced_class_weights(y, np.ones((1, 4), bool))
+    array([[0.66666667, 2.        ]])
+    """
+    real = labels[mask]                                   # (N, K)
+    n = real.shape[0]
+    n_pos = real.sum(0)
+    counts = np.stack([n - n_pos, n_pos], axis=1)         # (K, 2)
+    with np.errstate(divide="ignore"):
+        weights = np.where(counts > 0, n / (2.0 * counts), 0.0)
+    return weights
+
+
+@contextmanager
+def _torch_threads(n_threads):
+    """Use ``n_threads`` torch threads inside the block (1 in joblib/loky workers)."""
+    if n_threads is None and multiprocessing.current_process().name != "MainProcess":
+        # a worker of a parallel cross-validation: never oversubscribe the cores
+        n_threads = 1
+    previous = torch.get_num_threads()
+    if n_threads is not None and n_threads != previous:
+        torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def _check_batch(X, step):
+    if not isinstance(X, SequenceBatch):
+        raise TypeError(
+            f"{step} expects a SequenceBatch (the output of SequencePadder): put "
+            f"SequencePadder(max_len=...) before the classifier in the Pipeline; got "
+            f"{type(X).__name__}.")
+    return X
+
+
+# --------------------------------------------------------------------------------------
+# The estimators
+# --------------------------------------------------------------------------------------
+
+class _FrameBCE(nn.Module):
+    """Element-wise binary cross-entropy on logits (weighted and masked in get_loss)."""
+
+    def forward(self, logits, target):
+        return nn.functional.binary_cross_entropy_with_logits(logits, target,
+                                                              reduction="none")
+
+
+class _SequenceClassifier(ClassifierMixin, NeuralNet):
+    """Common skorch plumbing of the paper's sequence classifiers."""
+
+    def __init__(self, module, *, criterion=_FrameBCE, optimizer=torch.optim.Adam, lr=1e-4,
+                 max_epochs=100, batch_size=32, multi_target="independent",
+                 valid_speakers=1, monitor="uar", patience=5, prev_rounds=15,
+                 last_top_results=10, l2_kernel=1e-1, l1_bias=1e-4, class_weight="balanced",
+                 threshold=0.5, n_threads=None, random_state=None, train_split=None,
+                 verbose=0, **kwargs):
+        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
+                         max_epochs=max_epochs, batch_size=batch_size,
+                         train_split=train_split, verbose=verbose, **kwargs)
+        self.multi_target = multi_target
+        self.valid_speakers = valid_speakers
+        self.monitor = monitor
+        self.patience = patience
+        self.prev_rounds = prev_rounds
+        self.last_top_results = last_top_results
+        self.l2_kernel = l2_kernel
+        self.l1_bias = l1_bias
+        self.class_weight = class_weight
+        self.threshold = threshold
+        self.n_threads = n_threads
+        self.random_state = random_state
+
+    # ---- callbacks -------------------------------------------------------------------
+
+    def get_default_callbacks(self):
+        loss = self.monitor == "loss"
+        return [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("valid_scores", _ValidScores()),
+            ("early_stopping", PaperEarlyStopping(
+                monitor="valid_bce" if loss else "valid_uar", patience=self.patience,
+                prev_rounds=self.prev_rounds, last_top_results=self.last_top_results,
+                lower_is_better=loss)),
+            ("print_log", PrintLog(keys_ignored=["valid_uar_per_model",
+                                                 "valid_bce_per_model"])),
+        ]
+
+    # ---- validation of parameters and data --------------------------------------------
+
+    def _check_params(self):
+        if self.multi_target not in ("independent", "shared"):
+            raise ValueError(f"multi_target must be 'independent' or 'shared', got "
+                             f"{self.multi_target!r}.")
+        if self.monitor not in ("uar", "loss"):
+            raise ValueError(f"monitor must be 'uar' or 'loss', got {self.monitor!r}.")
+        if self.class_weight not in ("balanced", None):
+            raise ValueError(f"class_weight must be 'balanced' or None, got "
+                             f"{self.class_weight!r}.")
+        for name in ("patience", "prev_rounds", "last_top_results", "max_epochs",
+                     "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not 0.0 < float(self.threshold) < 1.0:
+            raise ValueError(f"threshold must be a probability in (0, 1), got "
+                             f"{self.threshold!r}.")
+        if self.n_threads is not None and (not isinstance(self.n_threads, numbers.Integral)
+                                           or self.n_threads < 1):
+            raise ValueError(f"n_threads must be None or a positive integer, got "
+                             f"{self.n_threads!r}.")
+
+    def _model_layout(self):
+        """(n_models, n_outputs) of the network for ``n_targets_`` targets."""
+        if self.multi_target == "independent":
+            return self.n_targets_, 1
+        return 1, self.n_targets_
+
+    def _seeds(self, n_models):
+        return [int(self.random_seed_ + k) for k in range(n_models)]
+
+    # ---- skorch hooks -----------------------------------------------------------------
+
+    def initialize_module(self):
+        """Build the module with n_features, the model layout and per-model seeds."""
+        if not hasattr(self, "n_features_in_"):
+            raise RuntimeError(f"{type(self).__name__}: call fit(X, y) to build the network; "
+                               f"its input size comes from X.")
+        kwargs = self.get_params_for("module")
+        given = kwargs.get("n_features")
+        if given is not None and given != self.n_features_in_:
+            raise ValueError(f"module__n_features={given} but X has {self.n_features_in_} "
+                             f"features; drop module__n_features (it is set from X).")
+        n_models, n_outputs = self._model_layout()
+        kwargs.update(n_features=self.n_features_in_, n_models=n_models, n_outputs=n_outputs,
+                      seeds=self._seeds(n_models))
+        self.module_ = self.initialized_instance(self.module, kwargs)
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        if not training:
+            return super().get_iterator(dataset, training=False)
+        kwargs = self.get_params_for("iterator_train")
+        kwargs.setdefault("batch_size", self.batch_size)
+        kwargs.setdefault("shuffle", True)
+        if kwargs["shuffle"] and "generator" not in kwargs:
+            # a local generator: repeatable with random_state, global RNG untouched
+            kwargs["generator"] = torch.Generator().manual_seed(self.random_seed_)
+        return self.iterator_train(dataset, **kwargs)
+
+    def get_dataset(self, X, y=None):
+        if isinstance(X, torch.utils.data.Dataset):
+            return X
+        X = _check_batch(X, type(self).__name__)
+        return _ChunkDataset(X, None if y is None else X.pad_labels(y))
+
+    def _split_recordings(self, X):
+        """Positions of the training and validation recordings (speaker-independent)."""
+        n_rec = len(X)
+        everything = np.arange(n_rec)
+        vs = self.valid_speakers
+        if vs is None or (isinstance(vs, numbers.Number) and not isinstance(vs, bool)
+                          and vs == 0):
+            return everything, None
+        speakers = X.recording_speakers()
+        if all(s is None for s in speakers):
+            logger.warning("X carries no speakers; the early-stopping validation split is "
+                           "made by recording instead of by speaker.")
+            speakers = np.arange(n_rec).astype(object)
+        unique = sorted(set(speakers.tolist()), key=str)
+        if isinstance(vs, (list, tuple, np.ndarray)):
+            chosen = list(vs)
+            unknown = [s for s in chosen if s not in unique]
+            if unknown:
+                raise ValueError(f"valid_speakers {unknown} are not among the training "
+                                 f"speakers {unique}.")
+        else:
+            if isinstance(vs, bool) or not isinstance(vs, numbers.Number) or vs < 0:
+                raise ValueError(f"valid_speakers must be a count, a fraction in (0, 1), a "
+                                 f"list of speakers, 0 or None; got {vs!r}.")
+            n = int(np.ceil(vs * len(unique))) if vs < 1 else int(vs)
+            if n >= len(unique):
+                raise ValueError(
+                    f"valid_speakers={vs!r} would hold out {n} of the {len(unique)} "
+                    f"training speakers, leaving none to train on. Use fewer validation "
+                    f"speakers, or valid_speakers=0 to train without early stopping.")
+            rng = np.random.RandomState(self.random_seed_ % (2 ** 32))
+            chosen = [unique[i] for i in sorted(rng.choice(len(unique), n, replace=False))]
+        in_valid = np.isin(speakers, np.asarray(chosen, dtype=object))
+        if in_valid.all():
+            raise ValueError("valid_speakers covers every training speaker; leave at least "
+                             "one speaker for training.")
+        return np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """Speaker-independent train/validation split; class weights from training frames."""
+        train, valid = self._split_recordings(X)
+        y = list(y)
+        train_batch = X.select(train)
+        train_labels = self._labels_3d(train_batch, [y[i] for i in train])
+        if self.class_weight == "balanced":
+            weights = balanced_class_weights(train_labels, train_batch.mask())
+            for k in np.flatnonzero((weights == 0).any(1)):
+                logger.warning("target %d has only one class in the training frames; its "
+                               "loss only sees that class.", k)
+        else:
+            weights = np.ones((train_labels.shape[-1], 2))
+        self.class_weight_ = weights
+        self.validation_recordings_ = valid
+        self.has_validation_ = valid is not None
+        dataset_train = _ChunkDataset(train_batch, train_labels)
+        if valid is None:
+            return dataset_train, None
+        valid_batch = X.select(valid)
+        return dataset_train, _ChunkDataset(valid_batch,
+                                            self._labels_3d(valid_batch, [y[i] for i in valid]))
+
+    @staticmethod
+    def _labels_3d(batch, y):
+        labels = batch.pad_labels(y)
+        return labels[..., None] if labels.ndim == 2 else labels
+
+    def _target_bce(self, logits, y, mask):
+        """Class-weighted BCE per target, averaged over the real frames: ``(K,)``."""
+        y = y.to(logits.dtype)
+        weights = torch.as_tensor(self.class_weight_, dtype=logits.dtype)    # (K, 2)
+        frame_w = weights[:, 0] + y * (weights[:, 1] - weights[:, 0])        # (B, T, K)
+        bce = self.criterion_(logits, y) * frame_w * mask.unsqueeze(-1)
+        return bce.sum((0, 1)) / mask.sum().clamp_min(1)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Sum over models of the masked class-weighted BCE and the penalties.
+
+        Model k's loss only depends on model k's weights, so the sum trains the models
+        independently (each gets exactly the gradient of its own loss).
+        """
+        mask = length_mask(X["lengths"], y_pred.shape[1])
+        per_target = self._target_bce(y_pred, y_true, mask)
+        per_model = per_target.view(self.module_.n_models, -1).sum(1)
+        if training:
+            per_model = per_model + self.module_.regularisation(self.l2_kernel, self.l1_bias)
+            attention = self.module_.attention_penalty()
+            if attention is not None:
+                per_model = per_model + attention
+        return per_model.sum()
+
+    # ---- sklearn API ------------------------------------------------------------------
+
+    def _prepare_fit(self, X, y):
+        self._check_params()
+        X = _check_batch(X, type(self).__name__)
+        labels = X.pad_labels(y)            # checks lengths and 0/1 values per recording
+        self.n_features_in_ = X.n_features
+        self.y_ndim_ = labels.ndim - 1
+        self.n_targets_ = 1 if labels.ndim == 2 else labels.shape[-1]
+        self.classes_ = np.array([0, 1])
+        self.random_seed_ = int(check_random_state(self.random_state).randint(2 ** 31 - 1)) \
+            if not isinstance(self.random_state, numbers.Integral) else int(self.random_state)
+        return X
+
+    def fit(self, X, y, **fit_params):
+        """Train on the recordings of ``X`` with per-recording label sequences ``y``.
+
+        Parameters
+        ----------
+        X : SequenceBatch
+            Padded chunks of the recordings (``SequencePadder`` output).
+        y : list or object array of n_recordings arrays
+            0/1 labels, ``(n_frames_i,)`` or ``(n_frames_i, n_targets)``.
+
+        Returns
+        -------
+        self
+        """
+        X = self._prepare_fit(X, y)
+        with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+            self.n_threads_ = torch.get_num_threads()
+            # dropout draws from torch's global generator: seed it inside a fork
+            torch.manual_seed(self.random_seed_)
+            super().fit(X, list(y), **fit_params)
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue training (one more ``max_epochs`` run with early stopping)."""
+        if not self.initialized_:
+            return self.fit(X, y, **fit_params)
+        X = _check_batch(X, type(self).__name__)
+        with _torch_threads(self.n_threads):
+            return super().partial_fit(X, list(y), classes=classes, **fit_params)
+
+    def _logits(self, X):
+        check_is_fitted(self, "n_targets_")
+        X = _check_batch(X, type(self).__name__)
+        if X.n_features != self.n_features_in_:
+            raise ValueError(f"X has {X.n_features} features but {type(self).__name__} was "
+                             f"fitted with {self.n_features_in_}.")
+        with _torch_threads(self.n_threads):
+            logits = self.forward(_ChunkDataset(X), training=False)
+        return X, logits.numpy()
+
+    def _per_recording(self, X, values):
+        out = X.unpad(values)
+        if self.y_ndim_ == 1:
+            out[:] = [v[:, 0] for v in out]
+        return out
+
+    def predict_proba(self, X):
+        """Probability of the positive class for every real frame of every recording.
+
+        Returns
+        -------
+        proba : object ndarray of n_recordings arrays
+            ``(n_frames_i,)`` (one target) or ``(n_frames_i, n_targets)``, in input order.
+        """
+        X, logits = self._logits(X)
+        return self._per_recording(X, 1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
+
+    def predict(self, X):
+        """0/1 prediction (``proba > threshold``) per real frame, one array per recording."""
+        X, logits = self._logits(X)
+        cut = float(np.log(self.threshold / (1.0 - self.threshold)))
+        return self._per_recording(X, (logits > cut).astype(np.int64))
+
+    def predict_attention(self, X, layer=None, model=0):
+        """Attention weights of every chunk (decoder/query step × key step).
+
+        Parameters
+        ----------
+        X : SequenceBatch
+        layer : str or None
+            ``"decoder"`` (inter-attention) or an intra-attention layer name
+            (``"intra_att1"``, ``"intra_att2"``, ``"intra_att_dec"``); None takes the
+            first attention layer of the network.
+        model : int, default=0
+            Which model (target) in ``multi_target="independent"`` mode.
+
+        Returns
+        -------
+        weights : object ndarray of n_chunks arrays ``(len_c, len_c)``
+            Rows are the real steps of chunk c and sum to 1 over its real steps. Map
+            chunks to recordings with ``X.recording`` and ``X.offset``.
+        """
+        check_is_fitted(self, "n_targets_")
+        X = _check_batch(X, type(self).__name__)
+        names = list(self.module_._attention_modules())
+        if not names:
+            raise ValueError(f"{type(self).__name__} with these module settings has no "
+                             f"attention layer.")
+        layer = names[0] if layer is None else layer
+        if layer not in names:
+            raise ValueError(f"layer must be one of {names}, got {layer!r}.")
+        self.module_.eval()
+        chunks = []
+        with _torch_threads(self.n_threads), torch.no_grad():
+            dataset = _ChunkDataset(X)
+            for start in range(0, len(dataset), self.batch_size):
+                x = dataset.x[start:start + self.batch_size]
+                lengths = dataset.lengths[start:start + self.batch_size]
+                _, maps = self.module_(x, lengths, return_attention=True)
+                weights = maps[layer][model].numpy()
+                chunks += [w[:n, :n] for w, n in zip(weights, lengths.tolist())]
+        out = np.empty(len(chunks), dtype=object)
+        out[:] = chunks
+        return out
+
+    def score(self, X, y, sample_weight=None):
+        """UAR over all real frames (averaged over targets), as ``uar_scorer``."""
+        from .metrics import sequence_uar
+
+        return sequence_uar(y, self.predict(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = True
+        return tags
+
+
+_CLASS_DOC_COMMON = """
+    Parameters
+    ----------
+    module : torch module class, default={module}
+        Network; its settings are ``module__*`` parameters (below: the defaults).
+    module__hidden_size : int, default=20
+        Units of every recurrent layer (the paper's 20).
+{module_params}
+    module__dropout : float, default=0.2
+    module__batch_norm : bool, default=True
+        Masked batch normalisation after every layer.
+    module__intra_att_units : int, default=32
+    module__attention_regularizer : float, default=1e-4
+    lr : float, default=1e-4
+        Adam learning rate.
+    max_epochs : int, default=100
+    batch_size : int, default=32
+    multi_target : {{"independent", "shared"}}, default="independent"
+        For ``y`` with K columns: K independent models with separate weights, class
+        weights and early stopping trained in one vectorised pass (the paper's
+        one-model-per-target protocol), or one network with K sigmoid outputs.
+    valid_speakers : int, float, list or None, default=1
+        Speakers of the training data held out for early stopping: a count, a fraction
+        of the training speakers, explicit speaker names, or 0/None for no validation
+        (then no early stopping: all ``max_epochs`` are trained and kept). Chosen with
+        ``random_state``; every chunk of a recording stays on one side.
+    monitor : {{"uar", "loss"}}, default="uar"
+        Validation score for early stopping: UAR over real frames, or the class-weighted
+        BCE over real frames.
+    patience, prev_rounds, last_top_results : int, default=5, 15, 10
+        The paper's early stopping (see `paper_early_stopping`).
+    l2_kernel : float, default=0.1
+        Keras L2 kernel regulariser: ``l2_kernel * sum(w ** 2)`` added to the loss.
+    l1_bias : float, default=1e-4
+        Keras L1 bias regulariser: ``l1_bias * sum(|b|)``.
+    class_weight : {{"balanced", None}}, default="balanced"
+        ``W_c = N / (2 N_c)`` per target over the real training frames (paper eq. 11).
+    threshold : float, default=0.5
+        Probability above which a frame is predicted active.
+    n_threads : int or None, default=None
+        Torch threads during fit/predict; None keeps torch's setting in the main process
+        and uses 1 inside joblib worker processes (no oversubscription). The recurrences
+        and attentions run in single-threaded compiled loops (see
+        ``sklearn_s2au.nn._ckernels``), so parallelise over folds or targets instead.
+    random_state : int, RandomState or None
+        Seeds model k's initialisation with ``random_state + k``, the batch order, the
+        validation split and dropout. Repeatable; the global torch RNG is left as it was.
+    verbose : int, default=0
+    **kwargs
+        Further skorch parameters (``optimizer``, ``callbacks``, ``iterator_train__*``...).
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained network (weights of the selected epoch of each model).
+    n_features_in_ : int
+    n_targets_ : int
+    class_weight_ : ndarray (n_targets, 2)
+    n_threads_ : int
+        Torch threads used by the last fit.
+    selected_epochs_, stopped_epochs_ : ndarray (n_models,)
+        1-based epoch whose weights are kept, and epoch at which training stopped.
+    history_ : skorch History
+        Per epoch: ``train_loss``, ``valid_loss``, ``valid_uar``, ``valid_bce`` and their
+        ``*_per_model`` lists, ``models_running``.
+
+    See Also
+    --------
+    sklearn_s2au.nn.{module} : the network.
+    TABLE1_CONFIGS : the paper's eight configurations.
+
+    References
+    ----------
+    L. Stappen et al., "From speech to facial activity: towards cross-modal
+    sequence-to-sequence attention networks", MMSP 2019.
+"""
+
+
+class StackedIntraAttClassifier(_SequenceClassifier):
+    __doc__ = ("""Two stacked BiLSTMs with optional intra-attention (Table I, rows 1-5).
+
+    Stacked-NoAtt, Stacked-IntraAtt (``module__intra_att=("bi", w)`` between the BiLSTMs)
+    and 2xStacked-IntraAtt (``module__intra_att_layers="each"``: after each BiLSTM).
+""" + _CLASS_DOC_COMMON.format(module="StackedNet", module_params="""\
+    module__intra_att : None or ("bi" | "pa", int), default=None
+        Intra-attention window: centred ("bi") or past-only ("pa").
+    module__intra_att_layers : {"between", "each"}, default="between"
+""") + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_s2au._sequence import SequenceBatch
+    >>> from sklearn_s2au.classifiers import StackedIntraAttClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> feats = [rng.randn(n, 4).astype("float32") for n in (30, 25, 40, 20)]
+    >>> y = [(f[:, 0] > 0).astype(int) for f in feats]
+    >>> X = SequenceBatch.from_features(feats, ["a", "a", "b", "c"], max_len=16)
+    >>> clf = StackedIntraAttClassifier(module__hidden_size=4, max_epochs=2,
+    ...                                 random_state=0).fit(X, y)
+    >>> [p.shape for p in clf.predict(X)]
+    [(30,), (25,), (40,), (20,)]
+    """)
+
+    def __init__(self, module=StackedNet, **kwargs):
+        super().__init__(module, **kwargs)
+
+
+class EncInterAttDecClassifier(_SequenceClassifier):
+    __doc__ = ("""BiLSTM encoder, attention decoder fed its own predictions (Table I, rows 6-8).
+
+    Enc-Dec-NoAtt (``module__inter_att=False``), Enc-InterAtt-Dec (the paper's best,
+    default) and Enc-InterAtt-Dec-IntraAtt (``module__intra_att=("pa", 15)``).
+""" + _CLASS_DOC_COMMON.format(module="EncoderDecoderNet", module_params="""\
+    module__inter_att : bool, default=True
+    module__intra_att : None or ("bi" | "pa", int), default=None
+        Intra-attention over the decoder states.
+""") + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_s2au._sequence import SequenceBatch
+    >>> from sklearn_s2au.classifiers import EncInterAttDecClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> feats = [rng.randn(n, 4).astype("float32") for n in (30, 25, 40, 20)]
+    >>> y = [np.c_[f[:, 0] > 0, f[:, 1] > 0].astype(int) for f in feats]
+    >>> X = SequenceBatch.from_features(feats, ["a", "a", "b", "c"], max_len=16)
+    >>> clf = EncInterAttDecClassifier(module__hidden_size=4, max_epochs=2,
+    ...                                random_state=0).fit(X, y)
+    >>> clf.predict_proba(X)[2].shape
+    (40, 2)
+    """)
+
+    def __init__(self, module=EncoderDecoderNet, **kwargs):
+        super().__init__(module, **kwargs)
+
+
+#: The eight architectures of Table I: name -> (estimator class, constructor arguments).
+TABLE1_CONFIGS = {
+    "Stacked-NoAtt": (StackedIntraAttClassifier, {"module__intra_att": None}),
+    "Stacked-IntraAtt bi=5": (StackedIntraAttClassifier, {"module__intra_att": ("bi", 5)}),
+    "Stacked-IntraAtt bi=15": (StackedIntraAttClassifier, {"module__intra_att": ("bi", 15)}),
+    "2xStacked-IntraAtt pa=15": (StackedIntraAttClassifier,
+                                 {"module__intra_att": ("pa", 15),
+                                  "module__intra_att_layers": "each"}),
+    "2xStacked-IntraAtt bi=15": (StackedIntraAttClassifier,
+                                 {"module__intra_att": ("bi", 15),
+                                  "module__intra_att_layers": "each"}),
+    "Enc-Dec-NoAtt": (EncInterAttDecClassifier, {"module__inter_att": False}),
+    "Enc-InterAtt-Dec": (EncInterAttDecClassifier, {"module__inter_att": True}),
+    "Enc-InterAtt-Dec-IntraAtt pa=15": (EncInterAttDecClassifier,
+                                        {"module__inter_att": True,
+                                         "module__intra_att": ("pa", 15)}),
+}

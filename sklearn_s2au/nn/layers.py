@@ -1,0 +1,434 @@
+"""Layers of the paper's networks, each batched over ``n_models`` independent models.
+
+Every parameter and buffer carries a leading ``n_models`` (K) dimension, so K models with
+disjoint weights train in one pass: the input ``x`` of shape ``(B, T, F)`` is shared,
+hidden sequences are ``(K, B, T, H)`` and products are batched with ``torch.bmm`` over K.
+K = 1 is the ordinary single model. Sequences are padded at the end; ``lengths`` (B,)
+holds the real steps and no padded step ever influences a real output.
+
+Parameters are initialised per model from a seed (`KModule.reset_parameters`), so model
+k of a K-model stack is initialised exactly like a one-model stack with the same seed.
+Initialisers follow Keras: Glorot-uniform kernels, orthogonal recurrent kernels, zero
+biases (LSTM forget-gate bias 1).
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from ._functional import (_reverse_within_lengths, attention_decoder, bilstm_recurrence,
+                          local_attention)
+
+__all__ = [
+    "KModule", "MaskedBatchNorm", "BiLSTM", "IntraAttention", "AttentionDecoder",
+    "TimeDense", "length_mask", "reverse_within_lengths",
+]
+
+
+def length_mask(lengths, max_len):
+    """Boolean ``(B, max_len)``: True on the real steps of each sequence."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def reverse_within_lengths(x, lengths, time_dim):
+    """Reverse each sequence's real steps, leaving its padded tail in place.
+
+    ``x`` has the batch on ``time_dim - 1`` and time on ``time_dim``; applying the
+    function twice is the identity.
+    """
+    return _reverse_within_lengths(x, lengths, time_dim)
+
+
+def _init_zeros(w, generator):
+    return nn.init.zeros_(w)
+
+
+def _init_ones(w, generator):
+    return nn.init.ones_(w)
+
+
+def _init_glorot(w, generator):
+    # Keras glorot_uniform on a (fan_in, fan_out) kernel
+    fan_in, fan_out = (w.shape[0], w.shape[-1]) if w.dim() > 1 else (w.shape[0], 1)
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    return nn.init.uniform_(w, -bound, bound, generator=generator)
+
+
+def _init_orthogonal(w, generator):
+    return nn.init.orthogonal_(w, generator=generator)
+
+
+class KModule(nn.Module):
+    """Base class: parameters with a leading model axis and per-model seeded init.
+
+    Subclasses declare parameters with `_param`, giving the shape of one model's
+    parameter, an initialiser and a regularisation kind: ``"kernel"`` (L2 in the loss),
+    ``"bias"`` (L1) or ``None`` (recurrent kernels, batch-norm scale and shift).
+    """
+
+    def __init__(self, n_models):
+        super().__init__()
+        self.n_models = int(n_models)
+        self._inits = {}
+        self._kinds = {}
+        self._copies = {}
+
+    def _param(self, name, shape, init, kind, n_copies=None):
+        """Register a (n_models, [n_copies,] *shape) parameter.
+
+        ``n_copies`` stacks independently initialised copies (the two directions of a
+        bidirectional layer) on a second axis.
+        """
+        lead = (self.n_models,) if n_copies is None else (self.n_models, n_copies)
+        setattr(self, name, nn.Parameter(torch.empty(lead + tuple(shape))))
+        self._inits[name] = init
+        self._kinds[name] = kind
+        self._copies[name] = n_copies
+
+    def reset_parameters(self, seeds):
+        """Initialise model k's parameters from ``seeds[k]``, for every submodule.
+
+        Model k draws from its own generator, in a fixed parameter order, so its
+        initial weights do not depend on how many models are stacked.
+        """
+        seeds = list(seeds)
+        if len(seeds) != self.n_models:
+            raise ValueError(f"need one seed per model ({self.n_models}), got {len(seeds)}.")
+        modules = [m for m in self.modules() if isinstance(m, KModule)]
+        with torch.no_grad():
+            for k, seed in enumerate(seeds):
+                generator = torch.Generator().manual_seed(int(seed))
+                for module in modules:
+                    for name, init in module._inits.items():
+                        weight = getattr(module, name)[k]
+                        n_copies = module._copies[name]
+                        for w in (weight.unbind(0) if n_copies else [weight]):
+                            init(w, generator)
+                    module._reset_buffers(k)
+
+    def _reset_buffers(self, k):
+        pass
+
+    def regularisation(self, l2_kernel, l1_bias):
+        """Keras-style penalty of this module's own parameters, per model: ``(K,)``.
+
+        ``l2_kernel * sum(w ** 2)`` over kernels plus ``l1_bias * sum(|b|)`` over biases.
+        """
+        total = None
+        for name, kind in self._kinds.items():
+            p = getattr(self, name)
+            flat = p.reshape(self.n_models, -1)
+            if kind == "kernel" and l2_kernel:
+                term = l2_kernel * flat.pow(2).sum(1)
+            elif kind == "bias" and l1_bias:
+                term = l1_bias * flat.abs().sum(1)
+            else:
+                continue
+            total = term if total is None else total + term
+        return total
+
+
+class MaskedBatchNorm(KModule):
+    """Batch normalisation over the real frames only, per model and feature.
+
+    Statistics in training are the mean and (biased) variance over all real frames of
+    the batch; padded frames neither enter them nor leave non-zero outputs. Running
+    statistics use Keras' defaults (momentum 0.99, epsilon 1e-3) and are used in eval.
+
+    Parameters
+    ----------
+    n_models : int
+    n_features : int
+    momentum : float, default=0.99
+        Weight of the old running statistic (Keras convention).
+    eps : float, default=1e-3
+    """
+
+    def __init__(self, n_models, n_features, momentum=0.99, eps=1e-3):
+        super().__init__(n_models)
+        self.momentum = momentum
+        self.eps = eps
+        self._param("gamma", (n_features,), _init_ones, None)
+        self._param("beta", (n_features,), _init_zeros, None)
+        self.register_buffer("running_mean", torch.zeros(n_models, n_features))
+        self.register_buffer("running_var", torch.ones(n_models, n_features))
+
+    def _reset_buffers(self, k):
+        self.running_mean[k] = 0.0
+        self.running_var[k] = 1.0
+
+    def forward(self, x, mask):
+        # x: (K, B, T, F); mask: (B, T)
+        m = mask[None, :, :, None].to(x.dtype)
+        if self.training:
+            n = m.sum().clamp_min(1.0)
+            mean = (x * m).sum(dim=(1, 2)) / n                       # (K, F)
+            centred = x - mean[:, None, None, :]
+            var = (centred * centred * m).sum(dim=(1, 2)) / n
+            with torch.no_grad():
+                self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean)
+                self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var)
+        else:
+            mean, var = self.running_mean, self.running_var
+            centred = x - mean[:, None, None, :]
+        scale = self.gamma * torch.rsqrt(var + self.eps)               # (K, F)
+        out = centred * scale[:, None, None, :] + self.beta[:, None, None, :]
+        return out * m
+
+
+class BiLSTM(KModule):
+    """Bidirectional LSTM whose two directions are summed (Keras ``merge_mode='sum'``).
+
+    The backward direction reads each sequence from its last *real* step, so padding
+    never reaches a real output in either direction.
+
+    Parameters
+    ----------
+    n_models : int
+    input_size : int
+    hidden_size : int
+    fused : bool, default=True
+        Hand-written forward/backward through time (`bilstm_recurrence`): compiled C
+        loops when a C compiler is available, else torch loops; False uses autograd.
+
+    Notes
+    -----
+    Input ``x`` is ``(B, T, F)`` (shared by all models) or ``(K, B, T, F)``; the output
+    is ``(K, B, T, H)``. Kernels are L2-regularised, biases L1, recurrent kernels not
+    (Keras' ``kernel_regularizer``/``bias_regularizer``).
+    """
+
+    def __init__(self, n_models, input_size, hidden_size, fused=True):
+        super().__init__(n_models)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.fused = fused
+        h = hidden_size
+        self._param("kernel", (input_size, 4 * h), _init_glorot, "kernel", n_copies=2)
+        self._param("recurrent_kernel", (h, 4 * h), _init_orthogonal, None, n_copies=2)
+        self._param("bias", (4 * h,), self._init_bias, "bias", n_copies=2)
+
+    def _init_bias(self, w, generator):
+        # zeros, forget gate 1 (Keras unit_forget_bias); gate order (i, f, o, g)
+        nn.init.zeros_(w)
+        w[self.hidden_size:2 * self.hidden_size] = 1.0
+        return w
+
+    def forward(self, x, lengths):
+        k, h = self.n_models, self.hidden_size
+        w = self.kernel                                                # (K, 2, F, 4H)
+        # the input projection is per frame, so both directions share x's time order
+        if x.dim() == 3:        # (B, T, F) shared by all models: one matmul for all
+            xw = torch.einsum("btf,kdfg->kdbtg", x, w)
+        else:
+            xw = torch.einsum("kbtf,kdfg->kdbtg", x, w)
+        xw = xw + self.bias[:, :, None, None, :]
+        hs = bilstm_recurrence(xw, self.recurrent_kernel, lengths, fused=self.fused)
+        return hs[:, 0] + hs[:, 1]
+
+
+class TimeDense(KModule):
+    """Per-frame dense layer (one weight matrix per model): (K, B, T, F) -> (K, B, T, O)."""
+
+    def __init__(self, n_models, in_features, out_features):
+        super().__init__(n_models)
+        self._param("kernel", (in_features, out_features), _init_glorot, "kernel")
+        self._param("bias", (out_features,), _init_zeros, "bias")
+
+    def forward(self, x):
+        return torch.einsum("kbtf,kfo->kbto", x, self.kernel) + self.bias[:, None, None, :]
+
+
+def _window_offsets(window):
+    mode, width = window
+    if mode == "pa":
+        return -(width - 1), 0
+    start = -(width // 2)
+    return start, start + width - 1
+
+
+class IntraAttention(KModule):
+    """Local additive self-attention with sigmoid scores (keras-self-attention).
+
+    As ``SeqSelfAttention(attention_type='additive', attention_activation='sigmoid',
+    attention_width=w, history_only=...)``:
+    ``e_{t,t'} = W_a · tanh(x_t W_t + x_t' W_x + b_h) + b_a``,
+    ``a_t = softmax_t'(sigmoid(e_{t,t'}))`` over the window, output ``sum_t' a_{t,t'} x_t'``.
+
+    Windows: ``("bi", w)`` keeps ``t' in [t - w//2, t - w//2 + w - 1]``; ``("pa", w)``
+    (history only) keeps ``t' in [t - w + 1, t]``. Scores are computed only inside the
+    window (``(K, B, T, w, units)``), never for all T × T pairs.
+
+    Deliberate difference from keras-self-attention: padded *keys* are masked, so a real
+    frame never attends to padding (Keras only removes pairs where both are padded).
+    Outputs and weights of padded query frames are zero.
+
+    Parameters
+    ----------
+    n_models : int
+    n_features : int
+    window : tuple ("bi" | "pa", int)
+    units : int, default=32
+    regularizer_weight : float, default=1e-4
+        Weight of ``sum((A A^T - I)^2) / batch_size`` over real frames, per model; the
+        value of the last training forward pass is kept in ``penalty`` (K,).
+    fused : bool, default=True
+        Compiled C loops when a C compiler is available (`local_attention`); False
+        uses torch operations.
+    """
+
+    def __init__(self, n_models, n_features, window=("bi", 15), units=32,
+                 regularizer_weight=1e-4, fused=True):
+        super().__init__(n_models)
+        self.window = check_window(window)
+        self.fused = fused
+        self.units = units
+        self.regularizer_weight = regularizer_weight
+        self._param("w_t", (n_features, units), _init_glorot, "kernel")
+        self._param("w_x", (n_features, units), _init_glorot, "kernel")
+        self._param("b_h", (units,), _init_zeros, "bias")
+        self._param("w_a", (units,), _init_glorot, "kernel")
+        self._param("b_a", (1,), _init_zeros, "bias")
+        self.penalty = None
+        self.store_attention = False
+        self.last_attention = None
+
+    def forward(self, x, lengths):
+        k, b, t_len, f = x.shape
+        lo, hi = _window_offsets(self.window)
+        query = torch.einsum("kbtf,kfu->kbtu", x, self.w_t) + self.b_h[:, None, None, :]
+        key = torch.einsum("kbtf,kfu->kbtu", x, self.w_x)
+        out, weights = local_attention(query, key, x, self.w_a, self.b_a, lengths, lo,
+                                       hi - lo + 1, fused=self.fused)
+        if self.training and self.regularizer_weight:
+            real = length_mask(lengths, t_len)
+            self.penalty = (self.regularizer_weight
+                            * _banded_gram_penalty(weights, real, lo) / b)
+        else:
+            self.penalty = None
+        if self.store_attention:
+            self.last_attention = banded_to_dense(weights.detach(), lo)
+        return out
+
+
+def _banded_gram_penalty(weights, real, lo):
+    """``sum((A A^T - I)^2)`` over real rows/columns, A given by its band ``(K,B,T,w)``.
+
+    Rows of padded steps are zero, so ``||A A^T||^2 - 2 tr(A A^T) + n_real`` is the sum
+    over real pairs only; one batched T x T product is cheaper than looping over the
+    ``2w - 1`` diagonals.
+    """
+    dense = banded_to_dense(weights, lo)                                  # (K, B, T, T)
+    gram = torch.matmul(dense, dense.transpose(-1, -2))
+    trace = (weights * weights).sum(dim=(1, 2, 3))
+    return (gram * gram).sum(dim=(1, 2, 3)) - 2 * trace + real.sum().to(weights.dtype)
+
+
+def banded_to_dense(weights, lo):
+    """Banded weights ``(K, B, T, w)`` (key offsets ``lo..lo+w-1``) to ``(K, B, T, T)``."""
+    k, b, t_len, width = weights.shape
+    # key t + lo + i goes to column t + lo + i, shifted by -lo so columns are >= 0;
+    # differentiable (out-of-place scatter)
+    cols = (torch.arange(t_len, device=weights.device)[:, None]
+            + torch.arange(width, device=weights.device)[None, :])       # (T, w)
+    dense = weights.new_zeros((k, b, t_len, t_len + width)).scatter(
+        3, cols.expand(k, b, t_len, width), weights)
+    return dense[..., -lo: -lo + t_len]
+
+
+def check_window(window):
+    """Validate an intra-attention window ``("bi" | "pa", width)``."""
+    if (not isinstance(window, (tuple, list)) or len(window) != 2
+            or window[0] not in ("bi", "pa") or isinstance(window[1], bool)
+            or not isinstance(window[1], (int,)) or window[1] < 1):
+        raise ValueError(f"intra-attention window must be ('bi', width) or ('pa', width) "
+                         f"with an integer width >= 1, got {window!r}.")
+    return (window[0], int(window[1]))
+
+
+class AttentionDecoder(KModule):
+    """GRU-like decoder fed back its own prediction, with optional inter-attention.
+
+    Equations (5)-(10) of the paper (Bahdanau et al. 2014 attention):
+    ``e_{j,t} = v^T tanh(W_a s_{j-1} + U_a h_t + b_a)``, ``alpha_j = softmax_t(e_j)`` over
+    the real encoder steps, ``c_j = sum_t alpha_{j,t} h_t``;
+    ``r_j, z_j = sigmoid(W ŷ_{j-1} + U s_{j-1} + C c_j + b)``,
+    ``s~_j = tanh(W_p ŷ_{j-1} + U_p (r_j * s_{j-1}) + C_p c_j + b_p)``,
+    ``s_j = (1 - z_j) s_{j-1} + z_j s~_j``,
+    ``ŷ_j = sigmoid(W_o ŷ_{j-1} + U_o s_j + C_o c_j + b_o)``.
+    ``ŷ_0 = 0`` and ``s_0 = tanh(h_1 W_s)`` (as in the Keras ``AttentionDecoder`` the
+    paper builds on); the prediction is fed back in training and inference alike (no
+    teacher forcing). Without attention (``attention=False``) the context is the
+    aligned encoder output, ``c_j = h_j`` (equation 2, T_d = T_e).
+
+    Parameters
+    ----------
+    n_models, input_size, hidden_size : int
+    n_outputs : int, default=1
+        Units of ŷ (targets per model).
+    attention : bool, default=True
+    aligned_input : bool, default=False
+        With attention, also feed the aligned encoder output h_j to the gates and the
+        output (``+ h_j X``); not in the paper's equations (an extension).
+    fused : bool, default=True
+        Hand-written forward/backward (`attention_decoder`): compiled C loops when a C
+        compiler is available, else torch loops; False uses plain autograd.
+
+    Notes
+    -----
+    The keys ``U_a h + b_a`` are computed once per sequence. L2 applies to the
+    attention kernels (W_s, W_a, U_a, v), L1 to all biases; the gate, proposal and
+    output matrices are recurrent weights and not regularised, as in the Keras layer.
+    """
+
+    def __init__(self, n_models, input_size, hidden_size, n_outputs=1, attention=True,
+                 aligned_input=False, fused=True):
+        super().__init__(n_models)
+        self.hidden_size = hidden_size
+        self.n_outputs = n_outputs
+        self.attention = attention
+        self.aligned_input = bool(aligned_input) and attention
+        self.fused = fused
+        h, o = hidden_size, n_outputs
+        g = 3 * h + o
+        self._param("w_s", (input_size, h), _init_glorot, "kernel")
+        if attention:
+            self._param("u_a", (input_size, h), _init_glorot, "kernel")
+            self._param("b_a", (h,), _init_zeros, "bias")
+            self._param("w_a", (h, h), _init_glorot, "kernel")
+            self._param("v_a", (h,), _init_glorot, "kernel")
+        self._param("w_c", (input_size, g), _init_glorot, None)
+        self._param("b_c", (g,), _init_zeros, "bias")
+        if self.aligned_input:
+            self._param("w_x", (input_size, g), _init_glorot, None)
+        self._param("w_y", (o, g), _init_glorot, None)
+        self._param("u_rz", (h, 2 * h), _init_orthogonal, None)
+        self._param("u_p", (h, h), _init_orthogonal, None)
+        self._param("u_o", (h, o), _init_glorot, None)
+        self.store_attention = False
+        self.last_attention = None
+
+    def forward(self, h, lengths):
+        """Decode ``h`` (K, B, T, E); returns logits (K, B, T, O) and states (K, B, T, H)."""
+        mask = length_mask(lengths, h.shape[2])
+        s0 = torch.tanh(torch.bmm(h[:, :, 0], self.w_s))
+        common = (s0, self.w_y, self.u_rz, self.u_p, self.u_o, mask)
+        if self.attention:
+            keys = torch.einsum("kbte,kea->kbta", h, self.u_a) + self.b_a[:, None, None, :]
+            aligned = None
+            if self.aligned_input:
+                aligned = (torch.einsum("kbte,keg->kbtg", h, self.w_x)
+                           + self.b_c[:, None, None, :])
+            logits, states, alpha = attention_decoder(
+                *common, enc=h, keys=keys, w_a=self.w_a, v_a=self.v_a, w_c=self.w_c,
+                b_c=None if self.aligned_input else self.b_c, ctx_all=aligned,
+                fused=self.fused)
+            if self.store_attention:
+                self.last_attention = alpha.detach()
+        else:
+            ctx_all = (torch.einsum("kbte,keg->kbtg", h, self.w_c)
+                       + self.b_c[:, None, None, :])
+            logits, states, _ = attention_decoder(*common, ctx_all=ctx_all,
+                                                  fused=self.fused)
+        return logits, states

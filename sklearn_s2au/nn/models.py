@@ -1,0 +1,253 @@
+"""The paper's two network families (Table I), batched over ``n_models`` models.
+
+``StackedNet``: two stacked BiLSTMs (sum merge) with optional intra-attention between
+them (``intra_att_layers="between"``) or after each of them (``"each"``), then a
+per-frame sigmoid unit. ``EncoderDecoderNet``: a BiLSTM encoder and the GRU-like decoder
+of equations (8)-(10), with or without inter-attention, optionally followed by
+intra-attention over the decoder states. Batch normalisation (masked) follows every
+layer and dropout every normalised layer output.
+
+Both take ``x`` of shape ``(B, T, F)`` and ``lengths`` ``(B,)`` and return logits of
+shape ``(B, T, n_models * n_outputs)`` (model-major). Steps after the longest sequence
+of a batch are never computed (their logits are 0); padded steps inside are masked.
+"""
+
+import torch
+from torch import nn
+
+from .layers import (AttentionDecoder, BiLSTM, IntraAttention, KModule, MaskedBatchNorm,
+                     TimeDense, check_window, length_mask)
+
+__all__ = ["StackedNet", "EncoderDecoderNet"]
+
+
+class _SequenceNet(nn.Module):
+    """Shared plumbing: seeding, trimming, output layout, penalties, attention maps."""
+
+    def __init__(self, n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
+                 seeds, fused):
+        super().__init__()
+        for name, value in [("n_features", n_features), ("hidden_size", hidden_size),
+                            ("n_models", n_models), ("n_outputs", n_outputs)]:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"module {name} must be a positive integer, got {value!r}.")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"module dropout must be in [0, 1), got {dropout!r}.")
+        self.n_features = n_features
+        self.hidden_size = hidden_size
+        self.dropout = float(dropout)
+        self.batch_norm = bool(batch_norm)
+        self.n_models = n_models
+        self.n_outputs = n_outputs
+        self.seeds = seeds
+        self.fused = fused
+
+    def _init_weights(self):
+        seeds = self.seeds
+        if seeds is None:
+            seeds = torch.randint(0, 2 ** 31 - 1, (self.n_models,)).tolist()
+        for module in self.children():
+            if isinstance(module, KModule):
+                module.reset_parameters(seeds)
+
+    def _norm(self, name, h, mask):
+        if self.batch_norm:
+            h = getattr(self, name)(h, mask)
+        return nn.functional.dropout(h, self.dropout, self.training)
+
+    def _bn(self, name, size):
+        if self.batch_norm:
+            setattr(self, name, MaskedBatchNorm(self.n_models, size))
+
+    def forward(self, x, lengths, return_attention=False):
+        """Logits ``(B, T, n_models * n_outputs)``; optionally the attention maps.
+
+        With ``return_attention=True`` also returns a dict of attention weights, each
+        ``(n_models, B, T, T)`` (query step × key step; rows of real steps sum to 1
+        over real keys, rows of padded steps are 0).
+        """
+        if x.dim() != 3 or x.shape[-1] != self.n_features:
+            raise ValueError(f"expected x of shape (batch, time, {self.n_features}), got "
+                             f"{tuple(x.shape)}.")
+        lengths = lengths.to(torch.long)
+        t_full = x.shape[1]
+        t_len = int(lengths.max()) if len(lengths) else t_full
+        x = x[:, :t_len]
+        for module in self._attention_modules().values():
+            module.store_attention = return_attention
+        logits = self._forward(x, lengths, length_mask(lengths, t_len))   # (K, B, T, O)
+        b = x.shape[0]
+        logits = logits.permute(1, 2, 0, 3).reshape(b, t_len, -1)
+        if t_len < t_full:
+            logits = nn.functional.pad(logits, (0, 0, 0, t_full - t_len))
+        if not return_attention:
+            return logits
+        maps = {}
+        real = length_mask(lengths, t_len)
+        for name, module in self._attention_modules().items():
+            # rows of padded query (decoder) steps are not attention over anything real
+            weights = module.last_attention * real[None, :, :, None]
+            pad = t_full - t_len
+            maps[name] = nn.functional.pad(weights, (0, pad, 0, pad))
+            module.store_attention = False
+            module.last_attention = None
+        return logits, maps
+
+    def _attention_modules(self):
+        return {name: m for name, m in self.named_children()
+                if isinstance(m, (IntraAttention, AttentionDecoder))
+                and (not isinstance(m, AttentionDecoder) or m.attention)}
+
+    def regularisation(self, l2_kernel, l1_bias):
+        """Keras-style weight penalties per model: ``(n_models,)``."""
+        total = next(self.parameters()).new_zeros(self.n_models)
+        for module in self.modules():
+            if isinstance(module, KModule):
+                term = module.regularisation(l2_kernel, l1_bias)
+                if term is not None:
+                    total = total + term
+        return total
+
+    def attention_penalty(self):
+        """Intra-attention regulariser of the last training forward pass, ``(n_models,)``."""
+        total = None
+        for module in self.modules():
+            if isinstance(module, IntraAttention) and module.penalty is not None:
+                total = module.penalty if total is None else total + module.penalty
+        return total
+
+
+class StackedNet(_SequenceNet):
+    """Two stacked bidirectional LSTMs, optional intra-attention, per-frame sigmoid.
+
+    Parameters
+    ----------
+    n_features : int
+    hidden_size : int, default=20
+    intra_att : None or ("bi" | "pa", int), default=None
+        Intra-attention window; None gives Stacked-NoAtt.
+    intra_att_layers : {"between", "each"}, default="between"
+        "between": one intra-attention between the BiLSTMs (Stacked-IntraAtt);
+        "each": one after each BiLSTM (2xStacked-IntraAtt).
+    intra_att_units : int, default=32
+    attention_regularizer : float, default=1e-4
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    n_models : int, default=1
+        Independent models trained side by side (one per target).
+    n_outputs : int, default=1
+        Sigmoid units per model (several targets sharing one network).
+    seeds : list of int or None
+        Per-model initialisation seeds (drawn from torch's generator when None).
+    fused : bool, default=True
+        Hand-written LSTM backward pass; False uses autograd.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_s2au.nn import StackedNet
+    >>> net = StackedNet(n_features=3, hidden_size=4, intra_att=("bi", 5), seeds=[0])
+    >>> net(torch.zeros(2, 7, 3), torch.tensor([7, 4])).shape
+    torch.Size([2, 7, 1])
+    """
+
+    def __init__(self, n_features, hidden_size=20, intra_att=None, intra_att_layers="between",
+                 intra_att_units=32, attention_regularizer=1e-4, dropout=0.2,
+                 batch_norm=True, n_models=1, n_outputs=1, seeds=None, fused=True):
+        super().__init__(n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
+                         seeds, fused)
+        if intra_att_layers not in ("between", "each"):
+            raise ValueError(f"module intra_att_layers must be 'between' or 'each', got "
+                             f"{intra_att_layers!r}.")
+        self.intra_att = None if intra_att is None else check_window(intra_att)
+        self.intra_att_layers = intra_att_layers
+        k, h = n_models, hidden_size
+        self.lstm1 = BiLSTM(k, n_features, h, fused=fused)
+        self._bn("bn1", h)
+        if self.intra_att is not None:
+            self.intra_att1 = IntraAttention(k, h, self.intra_att, intra_att_units,
+                                             attention_regularizer, fused=fused)
+            self._bn("bn_att1", h)
+        self.lstm2 = BiLSTM(k, h, h, fused=fused)
+        self._bn("bn2", h)
+        if self.intra_att is not None and intra_att_layers == "each":
+            self.intra_att2 = IntraAttention(k, h, self.intra_att, intra_att_units,
+                                             attention_regularizer, fused=fused)
+            self._bn("bn_att2", h)
+        self.out = TimeDense(k, h, n_outputs)
+        self._init_weights()
+
+    def _forward(self, x, lengths, mask):
+        h = self._norm("bn1", self.lstm1(x, lengths), mask)
+        if self.intra_att is not None:
+            h = self._norm("bn_att1", self.intra_att1(h, lengths), mask)
+        h = self._norm("bn2", self.lstm2(h, lengths), mask)
+        if self.intra_att is not None and self.intra_att_layers == "each":
+            h = self._norm("bn_att2", self.intra_att2(h, lengths), mask)
+        return self.out(h)
+
+
+class EncoderDecoderNet(_SequenceNet):
+    """BiLSTM encoder and recurrent decoder, with or without inter-/intra-attention.
+
+    Parameters
+    ----------
+    n_features : int
+    hidden_size : int, default=20
+    inter_att : bool, default=True
+        Additive (Bahdanau) attention over the encoder outputs (Enc-InterAtt-Dec);
+        False feeds the decoder the aligned encoder output ``h_j`` (Enc-Dec-NoAtt).
+    intra_att : None or ("bi" | "pa", int), default=None
+        Intra-attention over the decoder states s_j, followed by batch norm and a
+        per-frame sigmoid layer that gives the prediction
+        (Enc-InterAtt-Dec-IntraAtt). The decoder's own equation-(10) output is still
+        what it feeds back.
+    aligned_input : bool, default=False
+        Extension, not in the paper: with inter-attention, also feed the aligned encoder
+        output h_j to the decoder's gates and output at step j (the attention decoder
+        of equations (8)-(10) otherwise sees the input only through the attention).
+    intra_att_units : int, default=32
+    attention_regularizer : float, default=1e-4
+    dropout : float, default=0.2
+    batch_norm : bool, default=True
+    n_models, n_outputs, seeds, fused
+        As in `StackedNet`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_s2au.nn import EncoderDecoderNet
+    >>> net = EncoderDecoderNet(n_features=3, hidden_size=4, n_models=2, seeds=[0, 1])
+    >>> logits, maps = net(torch.zeros(2, 6, 3), torch.tensor([6, 3]), return_attention=True)
+    >>> logits.shape, maps["decoder"].shape
+    (torch.Size([2, 6, 2]), torch.Size([2, 2, 6, 6]))
+    """
+
+    def __init__(self, n_features, hidden_size=20, inter_att=True, intra_att=None,
+                 aligned_input=False, intra_att_units=32, attention_regularizer=1e-4,
+                 dropout=0.2, batch_norm=True, n_models=1, n_outputs=1, seeds=None,
+                 fused=True):
+        super().__init__(n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
+                         seeds, fused)
+        self.inter_att = bool(inter_att)
+        self.intra_att = None if intra_att is None else check_window(intra_att)
+        k, h = n_models, hidden_size
+        self.encoder = BiLSTM(k, n_features, h, fused=fused)
+        self._bn("bn_enc", h)
+        self.aligned_input = bool(aligned_input)
+        self.decoder = AttentionDecoder(k, h, h, n_outputs, attention=self.inter_att,
+                                        aligned_input=aligned_input, fused=fused)
+        if self.intra_att is not None:
+            self.intra_att_dec = IntraAttention(k, h, self.intra_att, intra_att_units,
+                                                attention_regularizer, fused=fused)
+            self._bn("bn_att", h)
+            self.out = TimeDense(k, h, n_outputs)
+        self._init_weights()
+
+    def _forward(self, x, lengths, mask):
+        h = self._norm("bn_enc", self.encoder(x, lengths), mask)
+        logits, states = self.decoder(h, lengths)
+        if self.intra_att is None:
+            return logits
+        s = self._norm("bn_att", self.intra_att_dec(states, lengths), mask)
+        return self.out(s)

@@ -1,0 +1,313 @@
+"""The skorch classifiers through the scikit-learn API, on tiny synthetic sequences."""
+
+import io
+import pickle
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, cross_validate
+from sklearn.pipeline import Pipeline
+
+from sklearn_s2au._sequence import SequenceBatch
+from sklearn_s2au.classifiers import (TABLE1_CONFIGS, EncInterAttDecClassifier,
+                                      StackedIntraAttClassifier, balanced_class_weights,
+                                      paper_early_stopping)
+from sklearn_s2au.metrics import uar_scorer
+from sklearn_s2au.preprocessing import SequencePadder
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors gain nothing from threads, and spinning OpenMP threads stall badly
+    when other processes share the cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+TINY = dict(module__hidden_size=4, module__intra_att_units=4, batch_size=8)
+
+
+def _sequences(n_recordings=12, n_features=4, n_targets=None, seed=0, lengths=(8, 30)):
+    """Features, speakers and labels that depend on the features (learnable)."""
+    rng = np.random.RandomState(seed)
+    feats = [rng.randn(n, n_features).astype(np.float32)
+             for n in rng.randint(lengths[0], lengths[1], size=n_recordings)]
+    speakers = [f"s{i % 3}" for i in range(n_recordings)]
+    k = 1 if n_targets is None else n_targets
+    # target j is active where feature j (smoothed over 3 frames) is positive
+    labels = [np.stack([np.convolve(f[:, j % n_features], np.ones(3), "same") > 0
+                        for j in range(k)], axis=1).astype(int) for f in feats]
+    if n_targets is None:
+        labels = [lab[:, 0] for lab in labels]
+    return feats, speakers, labels
+
+
+def _batch(feats, speakers, max_len=16):
+    return SequenceBatch.from_features(feats, speakers, max_len)
+
+
+# ---- early stopping ------------------------------------------------------------------
+
+def test_paper_early_stopping_on_synthetic_scores():
+    # rising scores: every epoch beats the mean of the 15 before it, never stops
+    rising = list(np.linspace(0.5, 0.9, 40))
+    assert paper_early_stopping(rising) == (None, 40)
+    # rise for 20 epochs, then 0.6: from epoch 21 each score is below the mean of the 15
+    # epochs before it (0.62 at epoch 21), 5 misses -> stop at 25; the best of the last
+    # 10 epochs (16..25) is epoch 20 (0.69)
+    scores = [0.5 + 0.01 * i for i in range(20)] + [0.6] * 10
+    assert paper_early_stopping(scores) == (25, 20)
+    # nothing is checked before epoch prev_rounds + 1: minimum is 20 epochs
+    flat = [0.7] * 30
+    assert paper_early_stopping(flat) == (20, 20)     # ties: the latest epoch
+    # an improvement resets the counter
+    bumpy = [0.7] * 18 + [0.9] + [0.7] * 20
+    stop, best = paper_early_stopping(bumpy)
+    assert stop == 24 and best == 19
+    # loss: lower is better
+    loss = [1.0 - 0.01 * i for i in range(20)] + [2.0] * 10
+    assert paper_early_stopping(loss, lower_is_better=True) == (25, 20)
+    # custom parameters
+    assert paper_early_stopping([1, 2, 3, 1, 1, 1, 5], patience=2, prev_rounds=2,
+                                last_top_results=3) == (5, 3)
+
+
+def test_balanced_class_weights_values():
+    labels = np.zeros((2, 5, 2))
+    labels[0, :2, 0] = 1                      # target 0: 2 positives of 8 real frames
+    labels[1, 4, 1] = 1                       # target 1: a padded positive, ignored
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)
+    weights = balanced_class_weights(labels, mask)
+    assert weights[0] == pytest.approx([8 / (2 * 6), 8 / (2 * 2)])
+    assert weights[1] == pytest.approx([8 / (2 * 8), 0.0])   # no positive frame
+
+
+def test_class_weights_from_training_speakers_only():
+    feats, speakers, labels = _sequences()
+    X = _batch(feats, speakers)
+    clf = StackedIntraAttClassifier(max_epochs=1, valid_speakers=["s1"], random_state=0,
+                                    **TINY).fit(X, labels)
+    train = [i for i, s in enumerate(speakers) if s != "s1"]
+    frames = np.concatenate([labels[i] for i in train])
+    n, n_pos = len(frames), frames.sum()
+    assert clf.class_weight_[0] == pytest.approx([n / (2 * (n - n_pos)), n / (2 * n_pos)])
+    assert clf.validation_recordings_.tolist() == [i for i, s in enumerate(speakers)
+                                                   if s == "s1"]
+
+
+# ---- the eight configurations ---------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(TABLE1_CONFIGS))
+def test_table1_configuration_fits_predicts_and_ignores_padding(name):
+    cls, kwargs = TABLE1_CONFIGS[name]
+    feats, speakers, labels = _sequences(n_targets=2, lengths=(8, 40))
+    X = _batch(feats, speakers)
+    assert X.n_chunks > len(feats)            # some recordings span several chunks
+    clf = cls(**kwargs, max_epochs=2, random_state=0, **TINY).fit(X, labels)
+    proba = clf.predict_proba(X)
+    pred = clf.predict(X)
+    assert len(proba) == len(feats)
+    for p, q, f in zip(proba, pred, feats):
+        assert p.shape == q.shape == (len(f), 2)
+        assert ((p > 0) & (p < 1)).all()
+        assert np.array_equal(q, (p > 0.5).astype(int))
+    assert len(clf.history) == 2 and clf.selected_epochs_.shape == (2,)
+    # garbage on padded frames changes neither predictions nor the loss
+    garbage = SequenceBatch(**{**X.__dict__, "X": X.X.copy()})
+    garbage.X[~X.mask()] = 1e3
+    for p, q in zip(proba, clf.predict_proba(garbage)):
+        np.testing.assert_array_equal(p, q)
+    mask = torch.from_numpy(X.mask())
+    y = torch.from_numpy(X.pad_labels(labels))
+    y_garbage = y.clone()
+    y_garbage[~mask] = 1.0
+    losses = []
+    for x, target in ((X.X, y), (garbage.X, y_garbage)):
+        batch = {"x": torch.from_numpy(x), "lengths": torch.from_numpy(X.lengths)}
+        clf.module_.train()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            losses.append(clf.get_loss(clf.infer(batch), target, X=batch, training=True))
+    assert losses[0].item() == losses[1].item()
+
+
+def test_one_target_layout_and_long_recordings():
+    feats, speakers, labels = _sequences(lengths=(30, 50))
+    X = _batch(feats, speakers, max_len=16)
+    clf = EncInterAttDecClassifier(max_epochs=1, random_state=0, **TINY).fit(X, labels)
+    pred = clf.predict(X)
+    assert pred.dtype == object
+    assert [p.shape for p in pred] == [(len(f),) for f in feats]
+    assert set(np.concatenate(pred).tolist()) <= {0, 1}
+    assert 0.0 <= clf.score(X, labels) <= 1.0
+
+
+def test_predict_attention_rows_sum_to_one():
+    feats, speakers, labels = _sequences()
+    X = _batch(feats, speakers)
+    clf = EncInterAttDecClassifier(max_epochs=1, random_state=0, **TINY,
+                                   module__intra_att=("pa", 3)).fit(X, labels)
+    for layer in ("decoder", "intra_att_dec"):
+        weights = clf.predict_attention(X, layer=layer)
+        assert len(weights) == X.n_chunks
+        for w, n in zip(weights, X.lengths):
+            assert w.shape == (n, n)
+            np.testing.assert_allclose(w.sum(1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="layer must be one of"):
+        clf.predict_attention(X, layer="intra_att1")
+
+
+# ---- learning and several targets ------------------------------------------------------
+
+def test_learns_a_feature_dependent_target():
+    feats, speakers, labels = _sequences(n_recordings=18, lengths=(20, 40))
+    X = _batch(feats, speakers)
+    clf = StackedIntraAttClassifier(max_epochs=25, lr=0.02, l2_kernel=0.0, random_state=0,
+                                    **TINY).fit(X, labels)
+    assert clf.score(X, labels) > 0.8
+    assert clf.history[-1, "valid_uar"] > 0.7
+
+
+def test_independent_targets_equal_separate_fits():
+    """K independent models in one pass == K one-target fits with seeds r + k.
+
+    Dropout is 0 (its masks come from one generator shared by the stacked models), the
+    batch order is fixed and the validation speaker named, so that every source of
+    randomness other than the per-model initialisation is the same in both runs.
+    """
+    feats, speakers, labels = _sequences(n_targets=3, n_features=3, lengths=(10, 24))
+    X = _batch(feats, speakers)
+    common = dict(max_epochs=9, lr=0.03, patience=1, prev_rounds=2, last_top_results=3,
+                  monitor="loss", valid_speakers=["s2"], module__dropout=0.0,
+                  iterator_train__shuffle=False, **TINY)
+    joint = EncInterAttDecClassifier(random_state=5, **common).fit(X, labels)
+    proba = np.concatenate(joint.predict_proba(X))
+    stops = []
+    for k in range(3):
+        single = EncInterAttDecClassifier(random_state=5 + k, **common).fit(
+            X, [lab[:, k] for lab in labels])
+        assert single.selected_epochs_[0] == joint.selected_epochs_[k]
+        assert single.stopped_epochs_[0] == joint.stopped_epochs_[k]
+        stops.append(single.stopped_epochs_[0])
+        np.testing.assert_allclose(np.concatenate(single.predict_proba(X)), proba[:, k],
+                                   atol=2e-5)
+    # the models stopped at different epochs: frozen models did not move afterwards
+    assert len(set(stops)) > 1
+    running = joint.history[:, "models_running"]
+    assert running == sorted(running, reverse=True) and running[-1] == 0
+
+
+def test_shared_targets_one_network():
+    feats, speakers, labels = _sequences(n_targets=3)
+    X = _batch(feats, speakers)
+    clf = EncInterAttDecClassifier(multi_target="shared", max_epochs=2, random_state=0,
+                                   **TINY).fit(X, labels)
+    assert clf.module_.n_models == 1 and clf.module_.n_outputs == 3
+    assert clf.predict(X)[0].shape == (len(feats[0]), 3)
+    assert clf.class_weight_.shape == (3, 2)
+
+
+# ---- sklearn behaviour -------------------------------------------------------------------
+
+def test_random_state_makes_training_repeatable():
+    feats, speakers, labels = _sequences()
+    X = _batch(feats, speakers)
+    runs = [np.concatenate(StackedIntraAttClassifier(max_epochs=2, random_state=seed, **TINY)
+                           .fit(X, labels).predict_proba(X)) for seed in (3, 3, 4)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.allclose(runs[0], runs[2])
+    # the global torch generator is left as it was
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    StackedIntraAttClassifier(max_epochs=1, random_state=0, **TINY).fit(X, labels)
+    assert torch.rand(1) == expected
+
+
+def test_clone_pickle_joblib_and_set_params():
+    feats, speakers, labels = _sequences()
+    X = _batch(feats, speakers)
+    clf = EncInterAttDecClassifier(max_epochs=2, random_state=0, **TINY).fit(X, labels)
+    proba = np.concatenate(clf.predict_proba(X))
+    fresh = clone(clf)
+    assert not hasattr(fresh, "module_") and fresh.get_params()["module__hidden_size"] == 4
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(np.concatenate(restored.predict_proba(X)), proba)
+    buffer = io.BytesIO()
+    joblib.dump(clf, buffer)
+    buffer.seek(0)
+    np.testing.assert_array_equal(np.concatenate(joblib.load(buffer).predict_proba(X)), proba)
+    fresh.set_params(module__hidden_size=3).fit(X, labels)
+    assert fresh.module_.hidden_size == 3
+
+
+def test_partial_fit_continues_training():
+    feats, speakers, labels = _sequences()
+    X = _batch(feats, speakers)
+    clf = EncInterAttDecClassifier(max_epochs=2, random_state=0, **TINY)
+    clf.partial_fit(X, labels)
+    first = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+    clf.partial_fit(X, labels)
+    assert len(clf.history) == 4
+    assert 3 <= clf.selected_epochs_[0] <= 4
+    assert any(not torch.equal(first[k], v) for k, v in clf.module_.state_dict().items())
+
+
+def _frame_table(feats, speakers):
+    return pd.DataFrame({"speaker": speakers, "features": feats},
+                        index=[f"rec{i}" for i in range(len(feats))])
+
+
+def test_grid_search_over_hidden_size_in_a_pipeline():
+    feats, speakers, labels = _sequences()
+    frames = _frame_table(feats, speakers)
+    pipe = Pipeline([("pad", SequencePadder(max_len=16)),
+                     ("clf", StackedIntraAttClassifier(max_epochs=1, random_state=0,
+                                                       valid_speakers=0, **TINY))])
+    search = GridSearchCV(pipe, {"clf__module__hidden_size": [2, 3]}, cv=LeaveOneGroupOut(),
+                          scoring=uar_scorer).fit(frames, labels, groups=frames["speaker"])
+    assert search.best_params_["clf__module__hidden_size"] in (2, 3)
+    assert search.best_estimator_[-1].module_.hidden_size == \
+        search.best_params_["clf__module__hidden_size"]
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_parallel_cross_validation_uses_one_thread_per_worker():
+    feats, speakers, labels = _sequences()
+    frames = _frame_table(feats, speakers)
+    pipe = Pipeline([("pad", SequencePadder(max_len=16)),
+                     ("clf", StackedIntraAttClassifier(max_epochs=1, random_state=0, **TINY))])
+    result = cross_validate(pipe, frames, labels, groups=frames["speaker"],
+                            cv=LeaveOneGroupOut(), scoring=uar_scorer, n_jobs=2,
+                            return_estimator=True)
+    assert [est[-1].n_threads_ for est in result["estimator"]] == [1, 1, 1]
+    assert np.isfinite(result["test_score"]).all()
+
+
+# ---- errors ---------------------------------------------------------------------------
+
+def test_errors_name_the_problem():
+    feats, speakers, labels = _sequences()
+    X = _batch(feats, speakers)
+    clf = StackedIntraAttClassifier(max_epochs=1, **TINY)
+    with pytest.raises(TypeError, match="SequencePadder"):
+        clf.fit(np.zeros((3, 4, 4)), labels)
+    bad = list(labels)
+    bad[2] = bad[2][:-1]
+    with pytest.raises(ValueError, match="recording 2 has"):
+        clf.fit(X, bad)
+    bad[2] = np.full(len(feats[2]), 2)
+    with pytest.raises(ValueError, match="binary"):
+        clf.fit(X, bad)
+    with pytest.raises(ValueError, match="leaving none to train on"):
+        clf.set_params(valid_speakers=3).fit(X, labels)
+    with pytest.raises(ValueError, match="multi_target"):
+        clf.set_params(valid_speakers=1, multi_target="joint").fit(X, labels)
+    fitted = StackedIntraAttClassifier(max_epochs=1, **TINY).fit(X, labels)
+    with pytest.raises(ValueError, match="fitted with 4"):
+        fitted.predict(_batch([f[:, :3] for f in feats], speakers))

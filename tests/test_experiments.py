@@ -1,0 +1,105 @@
+"""The paper's protocols on a small generated corpus: tidy results, tables, no leakage."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn_s2au import experiments
+from sklearn_s2au.__main__ import main
+from sklearn_s2au.datasets import make_speech_au_corpus
+
+TINY_NET = dict(module__hidden_size=4, module__intra_att_units=4, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_speech_au_corpus(n_speakers=3, recordings_per_speaker=3, random_state=0)
+
+
+def test_table1_command_writes_tidy_and_markdown_tables(tmp_path, corpus, capsys):
+    out = tmp_path / "res"
+    archs = ["Stacked-NoAtt", "Enc-InterAtt-Dec"]
+    assert main(["table1", "--corpus", "demo", "--epochs", "2", "--speakers", "3",
+                 "--recordings-per-speaker", "3", "--out", str(out), "--n-jobs", "1",
+                 "--no-figures", "--no-svm", "-q", "--architectures", *archs]) == 0
+    tidy = pd.read_csv(out / "table1.csv")
+    assert list(tidy.columns) == ["architecture", "feature_set", "au", "phase", "fold",
+                                  "uar", "epochs", "seconds"]
+    # 2 architectures x 4 sub-classes x 3 folds, AU17 and ComParE only
+    assert len(tidy) == 2 * 4 * 3
+    assert set(tidy.au) == {"AU17"} and set(tidy.feature_set) == {"ComParE_2016"}
+    assert tidy.groupby(["architecture", "phase"]).size().eq(3).all()
+    assert tidy.uar.between(0, 1).all()
+    assert tidy.epochs.isin([1, 2]).all()     # the selected epoch of at most 2
+    markdown = (out / "table1.md").read_text()
+    ours, paper = markdown.split("The paper's numbers (GEMEP corpus)")
+    for name in archs:
+        assert sum(line.startswith(f"| {name} |") for line in ours.splitlines()) == 1
+    assert "GENERATED demo corpus" in ours
+    assert "| Enc-InterAtt-Dec | 80.5 | 77.6 | 89.2 | 73.3 |" in paper
+    table = experiments.paper_table(tidy)
+    assert table.shape == (2, 4)
+    expected = 100 * tidy[tidy.architecture == "Enc-InterAtt-Dec"].groupby("phase").uar.mean()
+    np.testing.assert_allclose(table.loc["Enc-InterAtt-Dec", list(expected.index)],
+                               expected.round(1), atol=0.051)
+    assert "Enc-InterAtt-Dec" in capsys.readouterr().out
+
+
+def test_uar_is_computed_on_the_held_out_speaker_real_frames(corpus):
+    res = experiments.run_protocol(corpus, architectures=[], feature_sets=["eGeMAPSv02"],
+                                   aus=["AU17"], phases=["occurrence"], svm=True,
+                                   verbose=0, n_jobs=1)
+    # recompute one fold by hand with the same steps
+    from sklearn.svm import LinearSVC
+    from sklearn_s2au import FrameClassifier, SpeakerNormaliser, sequence_uar
+    frames = experiments.extract_features(corpus.X, "eGeMAPSv02")
+    y = corpus.labels("AU17", "occurrence")
+    speaker = corpus.X.speaker.to_numpy()
+    test = speaker == "spk02"
+    norm = SpeakerNormaliser()
+    clf = FrameClassifier(LinearSVC(class_weight="balanced"), random_state=0)
+    clf.fit(norm.fit_transform(frames[~test]), y[~test])
+    expected = sequence_uar(y[test], clf.predict(norm.transform(frames[test])))
+    got = res.loc[res.fold == "spk02", "uar"].item()
+    assert got == pytest.approx(expected)
+
+
+def test_no_test_speaker_frame_reaches_fit_normalisation_or_early_stopping(corpus,
+                                                                           monkeypatch):
+    from sklearn_s2au import classifiers, preprocessing
+
+    seen = {"norm": [], "fit": [], "valid": []}
+    norm_fit = preprocessing.SpeakerNormaliser.fit
+    net_fit = classifiers._SequenceClassifier.fit
+    split = classifiers._SequenceClassifier._split_recordings
+
+    def spy_norm(self, X, y=None):
+        seen["norm"].append(set(X["speaker"]))
+        return norm_fit(self, X, y)
+
+    def spy_fit(self, X, y, **kw):
+        seen["fit"].append(set(X.speaker))
+        return net_fit(self, X, y, **kw)
+
+    def spy_split(self, X):
+        train, valid = split(self, X)
+        speakers = X.recording_speakers()
+        seen["valid"].append(set(speakers[valid]) if valid is not None else set())
+        return train, valid
+
+    monkeypatch.setattr(preprocessing.SpeakerNormaliser, "fit", spy_norm)
+    monkeypatch.setattr(classifiers._SequenceClassifier, "fit", spy_fit)
+    monkeypatch.setattr(classifiers._SequenceClassifier, "_split_recordings", spy_split)
+    res = experiments.run_protocol(corpus, architectures=["Enc-InterAtt-Dec"],
+                                   feature_sets=["eGeMAPSv02"], aus=["AU17"], svm=False,
+                                   max_epochs=1, network_params=TINY_NET, n_jobs=1,
+                                   verbose=0)
+    folds = list(pd.unique(corpus.X.speaker))
+    assert list(pd.unique(res.fold)) == folds
+    everyone = set(folds)
+    # folds run in order with n_jobs=1: the i-th fit excludes the i-th speaker
+    assert len(seen["norm"]) == len(seen["fit"]) == len(seen["valid"]) == len(folds)
+    for test_speaker, norm, fit, valid in zip(folds, seen["norm"], seen["fit"],
+                                              seen["valid"]):
+        assert norm == fit == everyone - {test_speaker}
+        assert valid and valid <= fit

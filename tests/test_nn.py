@@ -1,0 +1,411 @@
+"""The torch modules on tiny tensors: shapes, masking, windows, attention, backward passes."""
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_s2au.nn import (AttentionDecoder, BiLSTM, EncoderDecoderNet, IntraAttention,
+                             MaskedBatchNorm, StackedNet, length_mask, reverse_within_lengths)
+from sklearn_s2au.nn import _ckernels
+from sklearn_s2au.nn._functional import (attention_decoder, bilstm_recurrence,
+                                         compiled_kernels_available, local_attention,
+                                         lstm_recurrence, lstm_recurrence_reference)
+from sklearn_s2au.nn.layers import banded_to_dense
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors gain nothing from threads, and spinning OpenMP threads stall badly
+    when other processes share the cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+LENGTHS = torch.tensor([9, 6, 3, 1])
+
+# the eight Table I networks (tiny)
+CONFIGS = {
+    "Stacked-NoAtt": (StackedNet, {}),
+    "Stacked-IntraAtt bi=5": (StackedNet, {"intra_att": ("bi", 5)}),
+    "Stacked-IntraAtt bi=15": (StackedNet, {"intra_att": ("bi", 15)}),
+    "2xStacked-IntraAtt pa=15": (StackedNet, {"intra_att": ("pa", 15),
+                                              "intra_att_layers": "each"}),
+    "2xStacked-IntraAtt bi=15": (StackedNet, {"intra_att": ("bi", 15),
+                                              "intra_att_layers": "each"}),
+    "Enc-Dec-NoAtt": (EncoderDecoderNet, {"inter_att": False}),
+    "Enc-InterAtt-Dec": (EncoderDecoderNet, {}),
+    "Enc-InterAtt-Dec-IntraAtt pa=15": (EncoderDecoderNet, {"intra_att": ("pa", 15)}),
+    "Enc-InterAtt-Dec aligned": (EncoderDecoderNet, {"aligned_input": True}),
+}
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def backend(request, monkeypatch):
+    """Run a test with the compiled C loops and with the torch loops."""
+    if request.param == "torch":
+        monkeypatch.setenv("SKLEARN_S2AU_NO_CKERNELS", "1")
+    elif not compiled_kernels_available():
+        pytest.skip("no C compiler: the compiled loops are unavailable")
+    return request.param
+
+
+def _net(name, n_models=1, n_outputs=1, n_features=5, **extra):
+    cls, kwargs = CONFIGS[name]
+    return cls(n_features, hidden_size=6, n_models=n_models, n_outputs=n_outputs,
+               seeds=list(range(n_models)), intra_att_units=4, **kwargs, **extra)
+
+
+def _pad_garbage(x, lengths, value):
+    x = x.clone()
+    x[~length_mask(lengths, x.shape[1])] = value
+    return x
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("training", [False, True])
+def test_shapes_and_padding_never_reaches_real_frames(name, training, backend):
+    torch.manual_seed(0)
+    net = _net(name, n_models=2, n_outputs=3)
+    net.train(training)
+    x = torch.randn(4, 9, 5)
+    outs = []
+    for value in (0.0, 1e3):
+        torch.manual_seed(1)          # same dropout masks
+        outs.append(net(_pad_garbage(x, LENGTHS, value), LENGTHS))
+    assert outs[0].shape == (4, 9, 6)
+    real = length_mask(LENGTHS, 9)
+    assert torch.isfinite(outs[1]).all()
+    assert torch.equal(outs[0][real], outs[1][real])
+    if training:
+        penalty = net.attention_penalty()
+        has_intra = "IntraAtt" in name and "NoAtt" not in name
+        assert (penalty is not None) == has_intra
+        if has_intra:
+            assert penalty.shape == (2,) and (penalty > 0).all()
+
+
+def test_trailing_padding_of_batch_is_not_computed():
+    net = _net("Enc-InterAtt-Dec").eval()
+    x = torch.randn(2, 12, 5)
+    lengths = torch.tensor([7, 4])
+    full = net(x, lengths)
+    assert torch.equal(full[:, 7:], torch.zeros(2, 5, 1))
+    assert torch.allclose(full[:, :7], net(x[:, :7], lengths), atol=1e-6)
+
+
+def test_models_are_independent_and_seeded_per_model():
+    three = _net("Enc-InterAtt-Dec-IntraAtt pa=15", n_models=3)       # seeds 0, 1, 2
+    cls, kwargs = CONFIGS["Enc-InterAtt-Dec-IntraAtt pa=15"]
+    one = cls(5, hidden_size=6, n_models=1, seeds=[2], intra_att_units=4, **kwargs)
+    for (name, p3), (_, p1) in zip(three.named_parameters(), one.named_parameters()):
+        assert torch.equal(p3[2], p1[0]), name
+        if "bias" not in name and "b_" not in name and "gamma" not in name and "beta" not in name:
+            assert not torch.equal(p3[0], p3[1]), name
+    three.eval()
+    one.eval()
+    x = torch.randn(4, 9, 5)
+    assert torch.allclose(three(x, LENGTHS)[..., 2], one(x, LENGTHS)[..., 0], atol=1e-5)
+    # the loss of model 0 has no gradient on models 1 and 2
+    three.train()
+    three(x, LENGTHS)[..., 0].sum().backward()
+    for name, p in three.named_parameters():
+        assert p.grad[1:].abs().max() == 0, name
+
+
+def test_bilstm_matches_torch_lstm_per_sequence(backend):
+    torch.manual_seed(0)
+    layer = BiLSTM(n_models=1, input_size=3, hidden_size=4)
+    layer.reset_parameters([0])
+    x = torch.randn(3, 7, 3)
+    lengths = torch.tensor([7, 5, 2])
+    out = layer(x, lengths)[0]
+    # torch.nn.LSTM gate order is (i, f, g, o); ours is (i, f, o, g)
+    order = torch.cat([torch.arange(0, 8), torch.arange(12, 16), torch.arange(8, 12)])
+    ref = torch.nn.LSTM(3, 4, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for d, suffix in enumerate(["", "_reverse"]):
+            getattr(ref, "weight_ih_l0" + suffix).copy_(layer.kernel[0, d].T[order])
+            getattr(ref, "weight_hh_l0" + suffix).copy_(layer.recurrent_kernel[0, d].T[order])
+            getattr(ref, "bias_ih_l0" + suffix).copy_(layer.bias[0, d][order])
+            getattr(ref, "bias_hh_l0" + suffix).zero_()
+    for b, n in enumerate(lengths.tolist()):
+        expected, _ = ref(x[b:b + 1, :n])
+        expected = expected[0, :, :4] + expected[0, :, 4:]      # merge_mode="sum"
+        assert torch.allclose(out[b, :n], expected, atol=1e-5)
+
+
+def test_reverse_within_lengths_keeps_padding_and_is_an_involution():
+    x = torch.arange(12.0).view(2, 6)
+    rev = reverse_within_lengths(x, torch.tensor([6, 4]), 1)
+    assert rev.tolist() == [[5, 4, 3, 2, 1, 0], [9, 8, 7, 6, 10, 11]]
+    assert torch.equal(reverse_within_lengths(rev, torch.tensor([6, 4]), 1), x)
+
+
+def test_missing_compiler_means_torch_loops(monkeypatch):
+    monkeypatch.setenv("CC", "no-such-c-compiler")
+    assert _ckernels._build() is None
+    monkeypatch.setenv("SKLEARN_S2AU_NO_CKERNELS", "1")
+    assert not compiled_kernels_available()
+
+
+def test_fused_lstm_backward_matches_autograd():
+    torch.manual_seed(0)
+    xw = torch.randn(2, 2, 4, 12, dtype=torch.float64, requires_grad=True)
+    w_hh = (0.5 * torch.randn(2, 3, 12, dtype=torch.float64)).requires_grad_()
+    assert torch.allclose(lstm_recurrence(xw, w_hh), lstm_recurrence_reference(xw, w_hh))
+    assert torch.autograd.gradcheck(lstm_recurrence, (xw, w_hh))
+
+
+def test_bilstm_recurrence_matches_autograd(backend):
+    torch.manual_seed(0)
+    lengths = torch.tensor([5, 3, 1])
+    xw = torch.randn(2, 2, 3, 5, 8, dtype=torch.float64, requires_grad=True)
+    w_hh = (0.5 * torch.randn(2, 2, 2, 8, dtype=torch.float64)).requires_grad_()
+    real = length_mask(lengths, 5)[None, None, :, :, None]
+    fused = bilstm_recurrence(xw, w_hh, lengths)
+    reference = bilstm_recurrence(xw, w_hh, lengths, fused=False)
+    assert torch.allclose(fused * real, reference * real)
+    upstream = torch.randn_like(fused) * real
+    for a, r in zip(torch.autograd.grad((fused * upstream).sum(), (xw, w_hh)),
+                    torch.autograd.grad((reference * upstream).sum(), (xw, w_hh))):
+        assert torch.allclose(a, r)
+    assert torch.autograd.gradcheck(lambda a, b: bilstm_recurrence(a, b, lengths) * real,
+                                    (xw, w_hh))
+
+
+def _decoder_inputs(mode, k=2, b=3, t=5, e=4, h=3, o=2):
+    torch.manual_seed(0)
+    g = 3 * h + o
+
+    def p(*shape):
+        return (0.5 * torch.randn(*shape, dtype=torch.float64)).requires_grad_()
+
+    mask = length_mask(torch.tensor([t, t - 2, 1][:b]), t)
+    base = [p(k, b, h), p(k, o, g), p(k, h, 2 * h), p(k, h, h), p(k, h, o)]
+    extra = {}
+    if "attention" in mode:
+        extra.update(enc=p(k, b, t, e), keys=p(k, b, t, h), w_a=p(k, h, h), v_a=p(k, h),
+                     w_c=p(k, e, g))
+        if "aligned" not in mode:
+            extra["b_c"] = p(k, g)
+    if "aligned" in mode:
+        extra["ctx_all"] = p(k, b, t, g)
+    names = list(extra)
+
+    def run(fused, *tensors):
+        kw = dict(zip(names, tensors[5:]))
+        logits, states, _ = attention_decoder(*tensors[:5], mask, fused=fused, **kw)
+        real = mask[None, :, :, None]
+        return logits * real, states * real      # steps after the end are unspecified
+
+    return run, tuple(base + list(extra.values()))
+
+
+@pytest.mark.parametrize("mode", ["attention", "aligned", "attention+aligned"])
+def test_fused_decoder_matches_autograd(mode, backend):
+    run, inputs = _decoder_inputs(mode)
+    fused, reference = run(True, *inputs), run(False, *inputs)
+    upstream = [torch.randn_like(a) for a in fused]
+    for a, r in zip(fused, reference):
+        assert torch.allclose(a, r)
+    for use_states in (True, False):        # the states output may be unused
+        grads = [torch.autograd.grad(
+            sum((o * u).sum() for o, u in zip(out[:1 + use_states], upstream)), inputs,
+            retain_graph=True) for out in (fused, reference)]
+        for a, r in zip(*grads):
+            assert torch.allclose(a, r, atol=1e-10)
+
+
+def test_fused_decoder_gradcheck(backend):
+    run, inputs = _decoder_inputs("attention", k=1, b=2, t=4, e=2, h=2, o=1)
+    assert torch.autograd.gradcheck(lambda *ts: run(True, *ts), inputs)
+
+
+def test_compiled_loops_match_torch_loops_in_float32(monkeypatch):
+    if not compiled_kernels_available():
+        pytest.skip("no C compiler: the compiled loops are unavailable")
+    net = EncoderDecoderNet(5, hidden_size=6, n_models=2, seeds=[0, 1], intra_att=("pa", 3),
+                            intra_att_units=4).eval()
+    x = torch.randn(4, 9, 5, requires_grad=True)
+    real = length_mask(LENGTHS, 9)[..., None]
+    compiled = net(x, LENGTHS)
+    (grad_compiled,) = torch.autograd.grad((compiled * real).sum(), x)
+    monkeypatch.setenv("SKLEARN_S2AU_NO_CKERNELS", "1")
+    loops = net(x, LENGTHS)
+    (grad_loops,) = torch.autograd.grad((loops * real).sum(), x)
+    assert torch.allclose(compiled * real, loops * real, atol=1e-5)
+    assert torch.allclose(grad_compiled, grad_loops, atol=1e-4)
+
+
+def test_decoder_feeds_back_its_prediction():
+    torch.manual_seed(0)
+    dec = AttentionDecoder(n_models=1, input_size=4, hidden_size=5)
+    dec.reset_parameters([0])
+    h = torch.randn(1, 2, 6, 4)
+    lengths = torch.tensor([6, 6])
+    before, _ = dec(h, lengths)
+    with torch.no_grad():
+        dec.w_y.add_(1.0)            # weights of ŷ_{j-1} in gates, proposal and output
+    after, _ = dec(h, lengths)
+    # ŷ_0 = 0, so step 0 cannot see the change; every later step does
+    assert torch.equal(before[:, :, 0], after[:, :, 0])
+    assert ((before[:, :, 1:] - after[:, :, 1:]).abs() > 1e-4).all()
+
+
+def test_decoder_attention_rows_sum_to_one_over_real_steps():
+    net = _net("Enc-InterAtt-Dec").eval()
+    _, maps = net(torch.randn(4, 9, 5), LENGTHS, return_attention=True)
+    weights = maps["decoder"][0]                               # (B, T_dec, T_enc)
+    real = length_mask(LENGTHS, 9)
+    pair = real[:, :, None] & real[:, None, :]
+    assert torch.allclose(weights.sum(-1)[real], torch.ones(int(real.sum())))
+    assert weights[~pair].abs().max() == 0
+
+
+def _dense_keras_intra_attention(layer, x, lengths):
+    """keras-self-attention's additive SeqSelfAttention, all T x T pairs, keys masked."""
+    k, b, t, f = x.shape
+    q = x @ layer.w_t[:, None]                               # (K, B, T, U)
+    kk = x @ layer.w_x[:, None]
+    hidden = torch.tanh(q[:, :, :, None] + kk[:, :, None] + layer.b_h[:, None, None, None])
+    e = (hidden * layer.w_a[:, None, None, None]).sum(-1) + layer.b_a[:, None, None]
+    mode, w = layer.window
+    lo = -(w - 1) if mode == "pa" else -(w // 2)
+    offset = torch.arange(t)[None, :] - torch.arange(t)[:, None]
+    in_window = (offset >= lo) & (offset <= lo + w - 1)
+    real = length_mask(lengths, t)
+    allowed = in_window[None] & real[:, None, :] & real[:, :, None]
+    scores = torch.sigmoid(e).masked_fill(~allowed, -10000.0)
+    a = torch.softmax(scores, -1) * real[:, :, None]
+    return a @ x, a
+
+
+@pytest.mark.parametrize("window", [("bi", 5), ("bi", 4), ("pa", 3), ("bi", 15)])
+def test_intra_attention_equals_dense_keras_formula(window, backend):
+    torch.manual_seed(0)
+    layer = IntraAttention(n_models=2, n_features=3, window=window, units=4)
+    layer.reset_parameters([0, 1])
+    with torch.no_grad():
+        layer.b_h.normal_()
+        layer.b_a.normal_()
+    x = torch.randn(2, 4, 9, 3)
+    layer.store_attention = True
+    out = layer(x, LENGTHS)
+    expected, weights = _dense_keras_intra_attention(layer, x, LENGTHS)
+    assert torch.allclose(out, expected, atol=1e-5)
+    assert torch.allclose(layer.last_attention, weights, atol=1e-6)
+    real = length_mask(LENGTHS, 9)
+    assert torch.allclose(weights.sum(-1)[:, real], torch.ones(2, int(real.sum())))
+    # regulariser: weight * sum((A A^T - I)^2) over real rows/columns / batch size
+    layer.train()
+    layer(x, LENGTHS)
+    gram = weights @ weights.transpose(-1, -2) - torch.eye(9)
+    pair = (real[:, :, None] & real[:, None, :]).to(gram.dtype)
+    expected_penalty = 1e-4 * (gram ** 2 * pair).sum((1, 2, 3)) / 4
+    assert torch.allclose(layer.penalty, expected_penalty, rtol=1e-4)
+
+
+def test_local_attention_gradients_match_autograd(backend):
+    torch.manual_seed(0)
+    lengths = torch.tensor([6, 4])
+
+    def p(*shape):
+        return torch.randn(*shape, dtype=torch.float64).requires_grad_()
+
+    inputs = (p(2, 2, 6, 3), p(2, 2, 6, 3), p(2, 2, 6, 4), p(2, 3), p(2, 1))
+    fused = local_attention(*inputs, lengths, -2, 4)
+    reference = local_attention(*inputs, lengths, -2, 4, fused=False)
+    upstream = [torch.randn_like(a) for a in fused]
+    for a, r in zip(fused, reference):
+        assert torch.allclose(a, r)
+    grads = [torch.autograd.grad(sum((o * u).sum() for o, u in zip(out, upstream)), inputs)
+             for out in (fused, reference)]
+    for a, r in zip(*grads):
+        assert torch.allclose(a, r)
+    assert torch.autograd.gradcheck(lambda *ts: local_attention(*ts, lengths, -2, 4), inputs)
+
+
+def test_past_window_never_looks_at_future_frames(backend):
+    torch.manual_seed(0)
+    layer = IntraAttention(n_models=1, n_features=3, window=("pa", 4), units=4)
+    layer.reset_parameters([0])
+    x = torch.randn(1, 1, 10, 3, requires_grad=True)
+    out = layer(x, torch.tensor([10]))
+    for t in range(10):
+        (grad,) = torch.autograd.grad(out[0, 0, t].sum(), x, retain_graph=True)
+        seen = grad[0, 0].abs().sum(-1) > 0
+        assert not seen[t + 1:].any()                     # no future frame
+        assert seen[max(0, t - 3): t + 1].all()           # the 4-frame past window
+
+
+def test_banded_to_dense_places_offsets():
+    band = torch.arange(1.0, 4.0).expand(1, 1, 4, 3)      # keys t-1, t, t+1
+    dense = banded_to_dense(band, lo=-1)[0, 0]
+    assert dense.tolist() == [[2, 3, 0, 0], [1, 2, 3, 0], [0, 1, 2, 3], [0, 0, 1, 2]]
+
+
+def test_masked_batch_norm_uses_real_frames_only():
+    torch.manual_seed(0)
+    bn = MaskedBatchNorm(n_models=2, n_features=3)
+    bn.reset_parameters([0, 1])
+    x = torch.randn(2, 4, 9, 3)
+    real = length_mask(LENGTHS, 9)
+    garbage = x.clone()
+    garbage[:, ~real] = 50.0
+    out = bn(garbage, real)
+    frames = x[:, real]                                      # (K, n_real, F)
+    expected = (frames - frames.mean(1, keepdim=True)) / torch.sqrt(
+        frames.var(1, unbiased=False, keepdim=True) + 1e-3)
+    assert torch.allclose(out[:, real], expected, atol=1e-5)
+    assert out[:, ~real].abs().max() == 0
+    assert torch.allclose(bn.running_mean, 0.01 * frames.mean(1), atol=1e-6)
+    bn.eval()
+    eval_out = bn(x, real)
+    assert torch.allclose(eval_out[:, real], (frames - bn.running_mean[:, None])
+                          / torch.sqrt(bn.running_var[:, None] + 1e-3), atol=1e-5)
+
+
+def test_regularisation_is_keras_l2_kernel_l1_bias():
+    net = _net("Stacked-NoAtt")
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(0.5)
+    # kernels: lstm1 (5x24)x2, lstm2 (6x24)x2, dense 6x1; biases: 24x2 x2 + 1
+    n_kernel = 2 * 5 * 24 + 2 * 6 * 24 + 6
+    n_bias = 2 * 24 * 2 + 1
+    expected = 0.1 * n_kernel * 0.25 + 1e-4 * n_bias * 0.5
+    assert net.regularisation(0.1, 1e-4).item() == pytest.approx(expected)
+
+
+def test_invalid_module_settings_are_named():
+    with pytest.raises(ValueError, match="window"):
+        StackedNet(3, intra_att=("centre", 5))
+    with pytest.raises(ValueError, match="intra_att_layers"):
+        StackedNet(3, intra_att=("bi", 5), intra_att_layers="all")
+    with pytest.raises(ValueError, match="hidden_size"):
+        EncoderDecoderNet(3, hidden_size=0)
+    with pytest.raises(ValueError, match=r"\(batch, time, 3\)"):
+        StackedNet(3, seeds=[0])(torch.zeros(2, 4, 5), torch.tensor([4, 4]))
+
+
+def test_dropout_is_drawn_per_model():
+    torch.manual_seed(0)
+    net = _net("Stacked-NoAtt", n_models=2, dropout=0.5)
+    with torch.no_grad():       # identical weights for both models
+        for p in net.parameters():
+            p[1] = p[0]
+    x = torch.randn(4, 9, 5)
+    net.eval()
+    out = net(x, LENGTHS)
+    assert torch.allclose(out[..., 0], out[..., 1])
+    net.train()
+    out = net(x, LENGTHS)
+    assert not torch.allclose(out[..., 0], out[..., 1])
+
+
+def test_weights_numpy_float64_roundtrip():
+    # modules work in double precision as well (used by the gradient checks)
+    net = _net("Enc-InterAtt-Dec-IntraAtt pa=15").double().eval()
+    out = net(torch.randn(4, 9, 5, dtype=torch.float64), LENGTHS)
+    assert out.dtype == torch.float64 and np.isfinite(out.detach().numpy()).all()
