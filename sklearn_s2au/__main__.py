@@ -43,7 +43,7 @@ def _parser():
                        help="folder for tables and figures (default: s2au_results)")
         p.add_argument("--epochs", type=int, default=None,
                        help="maximum epochs (default: the paper's 100)")
-        p.add_argument("--n-jobs", type=int, default=None,
+        p.add_argument("--n-jobs", type=int, default=-1,
                        help="folds in parallel (default: all cores)")
         p.add_argument("--backend", choices=["loky", "dask"], default="loky",
                        help="joblib backend for the folds")
