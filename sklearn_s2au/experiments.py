@@ -12,12 +12,14 @@ scales them out to a cluster.
 
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from joblib import Memory, Parallel, delayed
 from sklearn.base import clone
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.pipeline import Pipeline
 
 from .baselines import FrameClassifier
@@ -122,14 +124,19 @@ def _fit_fold(frames, y, target_names, train, test, estimator, max_len, meta):
     y_pred = pipe.predict(frames.iloc[test])
     seconds = time.perf_counter() - start
     y_test = [y[i] for i in test]
-    per_target = sequence_uar(y_test, y_pred, targets=target_names,
-                                 return_per_target=True)
+    with warnings.catch_warnings():
+        # recorded in the "classes" column instead, and left out by paper_table
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        per_target = sequence_uar(y_test, y_pred, targets=target_names,
+                                  return_per_target=True)
+    classes = [len(np.unique(c)) for c in np.concatenate(y_test, axis=0).T]
     epochs = _selected_epochs(pipe[-1], len(target_names))
     rows = []
     for k, name in enumerate(target_names):
         au, phase = name.rsplit("_", 1)
         rows.append(dict(meta, au=au, phase=phase, uar=float(per_target[name]),
-                         epochs=epochs[k], seconds=seconds / len(target_names)))
+                         classes=classes[k], epochs=epochs[k],
+                         seconds=seconds / len(target_names)))
     return rows
 
 
@@ -179,7 +186,12 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     -------
     results : DataFrame
         Tidy: one row per architecture, feature set, AU, sub-class and fold, with
-        columns ``architecture, feature_set, au, phase, fold, uar, epochs, seconds``.
+        columns ``architecture, feature_set, au, phase, fold, uar, classes, epochs,
+        seconds``. ``uar`` is computed on the real frames of the held-out speaker only;
+        ``classes`` is the number of classes in its true labels (1 when the speaker never
+        shows that sub-class: its UAR is then the recall of the one class present, see
+        :func:`~sklearn_s2au.metrics.sequence_uar`); ``epochs`` is the epoch whose
+        weights early stopping selected; ``seconds`` the fold's wall time per target.
     """
     speakers = corpus.X["speaker"].to_numpy(dtype=object)
     folds = [(s, np.flatnonzero(speakers != s), np.flatnonzero(speakers == s))
@@ -212,8 +224,8 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
         for fold_rows in parallel(tasks):
             rows.extend(fold_rows)
             bar.update(1)
-    columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "epochs",
-               "seconds"]
+    columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "classes",
+               "epochs", "seconds"]
     order = {name: i for i, (name, _) in enumerate(models)}
     results = pd.DataFrame(rows, columns=columns)
     results["_order"] = results["architecture"].map(order)
@@ -287,7 +299,9 @@ def paper_table(results, rows="architecture"):
         Output of :func:`run_protocol`.
     rows : str or list of str, default="architecture"
         Row keys; sub-classes are the columns. The mean over folds is taken per AU and
-        then, as in Table II, averaged over the AUs present.
+        then, as in Table II, averaged over the AUs present. Folds whose held-out speaker
+        shows only one class of a target (``classes == 1``) are left out of that
+        target's mean: their UAR is not comparable with the two-class chance of 50 %.
 
     Returns
     -------
@@ -295,6 +309,8 @@ def paper_table(results, rows="architecture"):
         UAR in percent, one column per sub-class (onset, apex, offset, occurrence).
     """
     rows = [rows] if isinstance(rows, str) else list(rows)
+    if "classes" in results.columns:
+        results = results[results["classes"] == 2]
     per_au = results.groupby(rows + ["au", "phase"], sort=False)["uar"].mean()
     table = per_au.groupby(rows + ["phase"], sort=False).mean().unstack("phase")
     phases = [p for p in PHASES if p in table.columns]

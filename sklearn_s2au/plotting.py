@@ -146,7 +146,7 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
 
     1. ``{name}_uar.png``: mean UAR per AU and sub-class (:func:`plot_uar`).
     2. ``{name}_timeline.png``: true vs predicted onset/apex/offset/occurrence of ``au``
-       for the longest recording of a held-out speaker, from an Enc-InterAtt-Dec network
+       for the held-out recording where the AU is active longest, from an Enc-InterAtt-Dec network
        trained (as independent models) on all other speakers.
     3. ``{name}_attention.png``: that network's inter-attention weights on the same
        recording (:func:`plot_attention`).
@@ -203,7 +203,8 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
                      ("clf", EncInterAttDecClassifier(**kwargs))])
     pipe.fit(frames[~test], [y for y, t in zip(bunch.y, test) if not t])
     positions = np.flatnonzero(test)
-    longest = positions[np.argmax([len(bunch.y[i]) for i in positions])]
+    # the held-out recording where the AU is active longest shows most of its phases
+    longest = positions[np.argmax([bunch.y[i][:, -1].sum() for i in positions])]
     one = frames.iloc[[longest]]
     proba = pipe.predict_proba(one)[0]
     pred = pipe.predict(one)[0]
@@ -216,8 +217,7 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
 
     batch = pipe[:-1].transform(one)
     weights = pipe[-1].predict_attention(batch, layer="decoder")[0]
-    ax = plot_attention(weights, title=f"inter-attention, {one.index[0]} "
-                                       f"({bunch.target_names[0]} model, first chunk)")
+    ax = plot_attention(weights, title=f"{one.index[0]}: {bunch.target_names[0]}")
     paths.append(out_dir / f"{name}_attention.png")
     ax.figure.tight_layout()
     ax.figure.savefig(paths[-1], dpi=120)

@@ -24,7 +24,8 @@ def test_table1_command_writes_tidy_and_markdown_tables(tmp_path, corpus, capsys
                  "--no-figures", "--no-svm", "-q", "--architectures", *archs]) == 0
     tidy = pd.read_csv(out / "table1.csv")
     assert list(tidy.columns) == ["architecture", "feature_set", "au", "phase", "fold",
-                                  "uar", "epochs", "seconds"]
+                                  "uar", "classes", "epochs", "seconds"]
+    assert tidy.classes.isin([1, 2]).all()
     # 2 architectures x 4 sub-classes x 3 folds, AU17 and ComParE only
     assert len(tidy) == 2 * 4 * 3
     assert set(tidy.au) == {"AU17"} and set(tidy.feature_set) == {"ComParE_2016"}
@@ -39,7 +40,8 @@ def test_table1_command_writes_tidy_and_markdown_tables(tmp_path, corpus, capsys
     assert "| Enc-InterAtt-Dec | 80.5 | 77.6 | 89.2 | 73.3 |" in paper
     table = experiments.paper_table(tidy)
     assert table.shape == (2, 4)
-    expected = 100 * tidy[tidy.architecture == "Enc-InterAtt-Dec"].groupby("phase").uar.mean()
+    two_class = tidy[(tidy.architecture == "Enc-InterAtt-Dec") & (tidy.classes == 2)]
+    expected = 100 * two_class.groupby("phase").uar.mean()
     np.testing.assert_allclose(table.loc["Enc-InterAtt-Dec", list(expected.index)],
                                expected.round(1), atol=0.051)
     assert "Enc-InterAtt-Dec" in capsys.readouterr().out
@@ -103,3 +105,18 @@ def test_no_test_speaker_frame_reaches_fit_normalisation_or_early_stopping(corpu
                                               seen["valid"]):
         assert norm == fit == everyone - {test_speaker}
         assert valid and valid <= fit
+
+
+def test_paper_table_averages_folds_then_aus_and_skips_single_class_folds():
+    rows = []
+    for au, uars in {"AU01": [0.6, 0.8, 0.1], "AU17": [0.7, 0.9, 0.8]}.items():
+        for fold, uar in zip("abc", uars):
+            classes = 1 if (au == "AU01" and fold == "c") else 2
+            rows.append(dict(architecture="net", feature_set="x", au=au, phase="onset",
+                             fold=fold, uar=uar, classes=classes, epochs=20, seconds=1.0))
+    table = experiments.paper_table(pd.DataFrame(rows))
+    # AU01: mean(0.6, 0.8) = 0.7 (fold c has one class); AU17: 0.8; mean over AUs 0.75
+    assert table.loc["net", "onset"] == pytest.approx(75.0)
+    assert list(table.columns) == ["onset"]
+    markdown = experiments.to_markdown(table)
+    assert markdown.splitlines()[2] == "| net | 75.0 |"
