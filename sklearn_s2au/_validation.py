@@ -47,8 +47,8 @@ def check_frame_table(X, speaker_col="speaker", *, step="this step", require_spe
     features = []
     n_features = None
     for i, value in enumerate(X[FEATURES_COL].to_numpy()):
-        arr = np.asarray(value, dtype=np.float32)
         where = _label(X.index, i)
+        arr = _as_float32_features(value, where, step)
         if arr.ndim != 2:
             raise ValueError(f"{step}: recording {where} has features of shape {arr.shape}; "
                              f"expected a 2-D array (n_frames, n_features).")
@@ -63,11 +63,34 @@ def check_frame_table(X, speaker_col="speaker", *, step="this step", require_spe
                              f"one feature set.")
         if not np.isfinite(arr).all():
             bad = np.argwhere(~np.isfinite(arr))[0]
+            original = float(np.asarray(value)[tuple(bad)])
+            if np.isfinite(original):
+                raise ValueError(f"{step}: recording {where} has the value {original:.4g} at "
+                                 f"frame {bad[0]}, feature {bad[1]}, beyond the float32 "
+                                 f"range (features are float32); rescale the features.")
             raise ValueError(f"{step}: recording {where} has a non-finite value (NaN or inf) "
                              f"at frame {bad[0]}, feature {bad[1]}; clean or impute the "
                              f"features before this step.")
         features.append(np.ascontiguousarray(arr))
     return features, speakers
+
+
+def _as_float32_features(value, where, step):
+    """The features of one recording as float32, or an error naming the recording."""
+    try:
+        raw = np.asarray(value)
+    except ValueError:  # ragged nested lists
+        raw = None
+    # complex values would lose their imaginary part in the cast: never drop silently
+    if raw is not None and raw.dtype.kind != "c":
+        try:
+            with np.errstate(over="ignore"):  # overflow is reported by the caller
+                return raw.astype(np.float32, copy=False)
+        except (TypeError, ValueError):  # strings, ...
+            pass
+    what = "ragged nested sequences" if raw is None else f"dtype {raw.dtype}"
+    raise ValueError(f"{step}: recording {where} has non-numeric features ({what}); give a "
+                     f"real-valued (n_frames, n_features) array.")
 
 
 def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
@@ -76,6 +99,9 @@ def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
     Returns a list of ``float32`` arrays, each ``(n_frames_i,)`` or ``(n_frames_i, K)``
     (all with the same K), holding only 0 and 1.
     """
+    if y is None:
+        raise ValueError(f"{step} requires y to be passed, but the target y is None: give "
+                         f"one 0/1 label sequence per recording.")
     if isinstance(y, (pd.Series, pd.DataFrame)):
         y = list(y.to_numpy())
     if isinstance(y, np.ndarray) and y.dtype != object:

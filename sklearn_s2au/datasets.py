@@ -1003,6 +1003,27 @@ def _oracle(corpus, aus, phases, context):
 # Loaders
 # --------------------------------------------------------------------------------------
 
+def _read_csv(path, **kwargs):
+    """:func:`pandas.read_csv`, with an error naming the file when it is not CSV text.
+
+    The loaders read CSV text only: nothing a user gives them is ever unpickled or
+    evaluated, so a binary file (a pickle or an audio file renamed ``.csv``) is an error.
+    """
+    name = str(path) if isinstance(path, (str, Path)) else getattr(path, "name", path)
+    try:
+        return pd.read_csv(path, **kwargs)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{name}: not a CSV text file (byte {exc.start} is {exc.object[exc.start:][:1]!r}, "
+            f"which is not UTF-8 text); give the CSV file itself. The loaders read CSV "
+            f"only and never unpickle or evaluate a file.") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{name}: the file is empty; expected a CSV with a header "
+                         f"row.") from exc
+    except pd.errors.ParserError as exc:
+        raise ValueError(f"{name}: cannot be parsed as CSV ({exc}).") from exc
+
+
 def read_openface_csv(path, frame_rate=25, n_frames=None, aus=None, *, tolerance=0.25):
     """AU intensities from an OpenFace 2.x FeatureExtraction CSV, on the frame grid.
 
@@ -1049,7 +1070,7 @@ def read_openface_csv(path, frame_rate=25, n_frames=None, aus=None, *, tolerance
     [0.5, 1.0, 1.5]
     """
     name = getattr(path, "name", path)
-    table = pd.read_csv(path, skipinitialspace=True)
+    table = _read_csv(path, skipinitialspace=True)
     table.columns = [str(c).strip() for c in table.columns]
     if "timestamp" not in table.columns:
         raise ValueError(f"{name}: no 'timestamp' column (columns: {list(table.columns)[:8]}"
@@ -1153,7 +1174,7 @@ def load_manifest(path, frame_rate=25, *, aus=None, phase_params=None, tolerance
     import audiofile
 
     path = Path(path)
-    manifest = pd.read_csv(path)
+    manifest = _read_csv(path)
     required = ["file", "speaker", "au_file"]
     missing = [c for c in required if c not in manifest.columns]
     if missing:

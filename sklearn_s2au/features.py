@@ -86,7 +86,12 @@ def _feature_names(feature_set):
 
 
 def _read_audio(file, label):
-    """Samples ``(n_channels, n_samples)`` float32 and sampling rate of an audio file."""
+    """Mono float32 samples ``(n_samples,)`` and sampling rate of an audio file.
+
+    audiofile returns ``(n_channels, n_samples)``, so the channel axis is known and a
+    stereo file is mixed down here, whatever its length (the shape rule of `_as_mono`
+    would be ambiguous for a file of one or two samples, or of none).
+    """
     import audiofile
 
     try:
@@ -97,12 +102,21 @@ def _read_audio(file, label):
             f"({type(err).__name__}: {err}). Give a readable audio file (WAV, FLAC, OGG, "
             f"or MP3/MP4 with ffmpeg installed) or pass the samples in a 'signal' column "
             f"with 'sampling_rate'.") from err
-    return signal, sampling_rate
+    if signal.shape[0] > 2:
+        raise ValueError(
+            f"OpenSmileLLD: the audio file {file!r} of {_where(label)} has "
+            f"{signal.shape[0]} channels; mono and stereo files are accepted (stereo is "
+            f"mixed down). Mix it down to mono or stereo first, or pass the samples in a "
+            f"'signal' column with 'sampling_rate'.")
+    return signal.mean(axis=0, dtype=np.float32), sampling_rate
 
 
 def _as_mono(signal, label):
     """1-D float32 samples in [-1, 1] from 1-D, stereo or integer-typed input."""
     x = np.asarray(signal)
+    if x.ndim == 2 and x.size == 0:
+        # (0, 2), (2, 0), ...: no samples at all, which the duration check reports
+        x = x.reshape(0)
     if x.ndim == 2 and min(x.shape) in (1, 2):
         # (n, 1|2) or (1|2, n): channels are the short axis; mixed down below.
         channel_axis = 0 if x.shape[0] <= x.shape[1] else 1
@@ -222,8 +236,9 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     at the ends. A recording of ``n_samples`` at ``sampling_rate`` always gets exactly
     ``frame_count(n_samples / sampling_rate, frame_rate)`` rows.
 
-    **Audio.** Stereo is mixed down (mean of the channels). Integer signals are PCM:
-    ``int16`` is divided by 32768 (``int32`` by 2**31); float signals must lie in [-1, 1].
+    **Audio.** Stereo is mixed down (mean of the channels); audio files with more than
+    two channels are rejected. Integer signals are PCM: ``int16`` is divided by 32768
+    (``int32`` by 2**31); float signals must lie in [-1, 1].
     openSMILE works at the recording's own sampling rate (8 kHz to 48 kHz tested). With
     ``normalise_peak`` (the paper normalised its audio to 0 dB peak) each recording is
     scaled so that its largest absolute sample is full scale (32767 / 32768, the largest
