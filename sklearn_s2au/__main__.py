@@ -185,7 +185,8 @@ def main(argv=None):
         else:
             results = experiments.demo(corpus, **common)
             _report(results, "demo", args.out, ["architecture", "feature_set"],
-                    note=DEMO_NOTE, oracle=_oracle_table(corpus, list(AUS)))
+                    note=DEMO_NOTE if demo else None,
+                    oracle=_oracle_table(corpus, sorted(set(results["au"]))) if demo else None)
     logger.info("finished in %.1f s; tidy results in %s", time.perf_counter() - start,
                 args.out)
     _figures(args, corpus, results, args.command)
