@@ -170,12 +170,16 @@ class PaperEarlyStopping(Callback):
     """Early stopping of the paper, per model, restoring the selected epoch's weights.
 
     Each of the network's ``n_models`` models has its own rule (`paper_early_stopping`)
-    on its own validation score. A model that stops is frozen: after every later
-    optimiser step its parameters and batch-norm statistics are put back, so neither
-    Adam's momentum nor the running statistics move it. Training ends when every model
-    has stopped or at ``max_epochs``; each model then gets the weights of its selected
-    epoch. The net gets ``selected_epochs_`` and ``stopped_epochs_`` (1-based, one per
-    model).
+    on its own validation score. A model that stops is frozen: the network skips it in
+    later forward and backward passes (``module_.set_active_models``, when the module
+    has it), so it costs nothing, and after every later optimiser step its parameters
+    and batch-norm statistics are put back, so Adam's momentum does not move it. Its
+    validation scores are carried over from its last trained epoch (they would not
+    change); ``train_loss`` and ``valid_loss`` from then on sum the running models
+    only. The running models compute exactly what they would with every model running.
+    Training ends when every model has stopped or at ``max_epochs``; each model then
+    gets the weights of its selected epoch. The net gets ``selected_epochs_`` and
+    ``stopped_epochs_`` (1-based, one per model).
 
     Parameters
     ----------
@@ -208,10 +212,12 @@ class PaperEarlyStopping(Callback):
                                      self.lower_is_better) for _ in range(n_models)]
         self.snapshots_ = deque(maxlen=self.last_top_results)
         self.frozen_ = {}
+        self.frozen_stack_ = None
         self.selected_ = {}
         self.active_ = False
         # epochs of earlier runs (partial_fit): the rules count from this run's start
         self.offset_ = len(net.history)
+        _set_active_models(net.module_, None)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self.active_ = dataset_valid is not None
@@ -229,9 +235,13 @@ class PaperEarlyStopping(Callback):
             if rule.update(scores[k]):
                 self._select(k, rule)
                 self.frozen_[k] = {name: t[k].detach().clone() for name, t in state.items()}
+                self.frozen_stack_ = None
         net.history.record("models_running", len(self.rules_) - len(self.frozen_))
         if len(self.frozen_) == len(self.rules_):
             raise KeyboardInterrupt  # skorch's way to end fit_loop early
+        if self.frozen_:
+            _set_active_models(net.module_, [k for k in range(len(self.rules_))
+                                             if k not in self.frozen_])
 
     def _select(self, k, rule):
         epoch = rule.selected_epoch() + self.offset_
@@ -240,9 +250,12 @@ class PaperEarlyStopping(Callback):
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if training and self.frozen_:
-            _load_model_slices(net.module_, self.frozen_)
+            if self.frozen_stack_ is None:
+                self.frozen_stack_ = _stack_model_slices(self.frozen_)
+            _load_stacked_slices(net.module_, self.frozen_stack_)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
+        _set_active_models(net.module_, None)
         n_epochs = len(net.history)
         n_models = net.module_.n_models
         if not self.active_ or n_epochs == 0:
@@ -259,16 +272,36 @@ class PaperEarlyStopping(Callback):
         # keep the fitted estimator small: drop the epoch snapshots
         self.snapshots_ = None
         self.frozen_ = {}
+        self.frozen_stack_ = None
         self.selected_ = {}
+
+
+def _set_active_models(module, models):
+    """Restrict the module's passes to ``models`` (None: all), if it supports it."""
+    if hasattr(module, "set_active_models"):
+        module.set_active_models(models)
+
+
+def _stack_model_slices(slices):
+    """``{k: {name: tensor}}`` as ``{name: (indices, stacked tensors)}``."""
+    ks = sorted(slices)
+    index = torch.tensor(ks, dtype=torch.long)
+    names = slices[ks[0]].keys()
+    return {name: (index, torch.stack([slices[k][name] for k in ks])) for name in names}
+
+
+def _load_stacked_slices(module, stacked):
+    """Write ``{name: (indices, values)}`` into the model axis of ``module``'s state."""
+    state = module.state_dict()
+    with torch.no_grad():
+        for name, (index, values) in stacked.items():
+            state[name].index_copy_(0, index, values)
 
 
 def _load_model_slices(module, slices):
     """Write per-model parameter/buffer slices ``{k: {name: tensor}}`` into ``module``."""
-    state = module.state_dict()
-    with torch.no_grad():
-        for k, tensors in slices.items():
-            for name, value in tensors.items():
-                state[name][k].copy_(value)
+    if slices:
+        _load_stacked_slices(module, _stack_model_slices(slices))
 
 
 # --------------------------------------------------------------------------------------
@@ -291,7 +324,15 @@ def _frame_uar(pred, true, mask):
 
 
 class _ValidScores(Callback):
-    """Per-model validation UAR and class-weighted BCE from the cached predictions."""
+    """Per-model validation UAR and class-weighted BCE from the cached predictions.
+
+    Models the network skipped (stopped by early stopping, see
+    ``set_active_models``) keep their scores of the previous epoch: their weights
+    have not changed since.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.last_ = None
 
     def on_epoch_begin(self, net, **kwargs):
         self.batches_ = []
@@ -313,6 +354,14 @@ class _ValidScores(Callback):
         uar = _frame_uar(logits > threshold.item(), y, mask)
         bce = net._target_bce(logits, y, mask).detach().numpy()
         n_models = net.module_.n_models
+        active = getattr(net.module_, "active_models", None)
+        last = getattr(self, "last_", None)
+        if active is not None and last is not None:
+            skipped = np.ones(n_models, dtype=bool)
+            skipped[active.numpy()] = False
+            skipped = np.repeat(skipped, uar.size // n_models)    # model-major targets
+            uar[skipped], bce[skipped] = last[0][skipped], last[1][skipped]
+        self.last_ = (uar.copy(), bce.copy())
         uar_model = uar.reshape(n_models, -1).mean(1)
         bce_model = bce.reshape(n_models, -1).sum(1)
         net.history.record("valid_uar", float(uar.mean()))
@@ -606,6 +655,11 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         per_model = per_target.view(self.module_.n_models, -1).sum(1)
         if training:
             per_model = per_model + self.module_.regularisation(self.l2_kernel, self.l1_bias)
+        active = getattr(self.module_, "active_models", None)
+        if active is not None:
+            # models stopped by early stopping are not run: leave them out of the loss
+            per_model = per_model.index_select(0, active)
+        if training:
             attention = self.module_.attention_penalty()
             if attention is not None:
                 per_model = per_model + attention
@@ -644,7 +698,10 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             self.n_threads_ = torch.get_num_threads()
             # dropout draws from torch's global generator: seed it inside a fork
             torch.manual_seed(self.random_seed_)
-            super().fit(X, list(y), **fit_params)
+            try:
+                super().fit(X, list(y), **fit_params)
+            finally:
+                _set_active_models(getattr(self, "module_", None), None)
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -653,7 +710,10 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             return self.fit(X, y, **fit_params)
         X = _check_batch(X, type(self).__name__)
         with _torch_threads(self.n_threads):
-            return super().partial_fit(X, list(y), classes=classes, **fit_params)
+            try:
+                return super().partial_fit(X, list(y), classes=classes, **fit_params)
+            finally:
+                _set_active_models(self.module_, None)
 
     def _logits(self, X):
         check_is_fitted(self, "n_targets_")

@@ -202,6 +202,46 @@ def test_independent_targets_equal_separate_fits():
     assert running == sorted(running, reverse=True) and running[-1] == 0
 
 
+@pytest.mark.parametrize("module_params", [
+    {"module__dropout": 0.3},
+    {"module__dropout": 0.2, "module__intra_att": ("pa", 3)},
+])
+def test_stopped_models_are_skipped_without_changing_results(monkeypatch, module_params):
+    """Skipping stopped models (set_active_models) changes no running model's result.
+
+    The same fit, with dropout, once with the skipping switched off: every model gets
+    the same stopping epochs, selected epochs, validation scores and predictions.
+    """
+    from sklearn_s2au.nn import EncoderDecoderNet
+
+    feats, speakers, labels = _sequences(n_targets=4, n_features=3, lengths=(10, 24))
+    X = _batch(feats, speakers)
+    common = dict(max_epochs=10, lr=0.03, patience=1, prev_rounds=2, last_top_results=3,
+                  valid_speakers=["s2"], random_state=3, **TINY, **module_params)
+    calls = []
+    original = EncoderDecoderNet.set_active_models
+
+    def spy(self, models):
+        calls.append(None if models is None else len(models))
+        return original(self, models)
+
+    monkeypatch.setattr(EncoderDecoderNet, "set_active_models", spy)
+    skipping = EncInterAttDecClassifier(**common).fit(X, labels)
+    assert any(n is not None and n < 4 for n in calls)        # some models were skipped
+    assert skipping.module_.active_models is None             # all models predict
+    monkeypatch.setattr(EncoderDecoderNet, "set_active_models", lambda self, models: self)
+    full = EncInterAttDecClassifier(**common).fit(X, labels)
+    np.testing.assert_array_equal(skipping.stopped_epochs_, full.stopped_epochs_)
+    np.testing.assert_array_equal(skipping.selected_epochs_, full.selected_epochs_)
+    assert len(set(full.stopped_epochs_)) > 1
+    np.testing.assert_allclose(skipping.history[:, "valid_uar_per_model"],
+                               full.history[:, "valid_uar_per_model"], atol=1e-12)
+    np.testing.assert_allclose(skipping.history[:, "valid_bce_per_model"],
+                               full.history[:, "valid_bce_per_model"], rtol=1e-5)
+    np.testing.assert_allclose(np.concatenate(skipping.predict_proba(X)),
+                               np.concatenate(full.predict_proba(X)), atol=2e-5)
+
+
 def test_shared_targets_one_network():
     feats, speakers, labels = _sequences(n_targets=3)
     X = _batch(feats, speakers)

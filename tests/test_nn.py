@@ -409,3 +409,35 @@ def test_weights_numpy_float64_roundtrip():
     net = _net("Enc-InterAtt-Dec-IntraAtt pa=15").double().eval()
     out = net(torch.randn(4, 9, 5, dtype=torch.float64), LENGTHS)
     assert out.dtype == torch.float64 and np.isfinite(out.detach().numpy()).all()
+
+
+@pytest.mark.parametrize("net_cls, kwargs", [
+    (EncoderDecoderNet, {}),
+    (EncoderDecoderNet, {"intra_att": ("pa", 3)}),
+    (StackedNet, {"intra_att": ("bi", 3), "intra_att_layers": "each"}),
+])
+def test_active_models_compute_their_slice_only(net_cls, kwargs):
+    """set_active_models: active models' logits/gradients as in the full pass, others 0."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 4, dtype=torch.float64)
+    lengths = torch.tensor([7, 4, 6])
+    net = net_cls(n_features=4, hidden_size=3, intra_att_units=3, n_models=4, dropout=0.3,
+                  seeds=[0, 1, 2, 3], **kwargs).double()
+    active = [1, 3]
+    results = []
+    for models in (None, active):
+        net.set_active_models(models)
+        torch.manual_seed(1)                    # same dropout stream in both passes
+        net.zero_grad()
+        logits = net(x, lengths)
+        logits.sum().backward()
+        results.append((logits.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}))
+    net.set_active_models(None)
+    (full, full_grads), (part, part_grads) = results
+    torch.testing.assert_close(part[..., active], full[..., active])
+    assert torch.all(part[..., [0, 2]] == 0)
+    for name, grad in part_grads.items():
+        torch.testing.assert_close(grad[active], full_grads[name][active])
+        assert torch.all(grad[[0, 2]] == 0), name
+    with pytest.raises(ValueError, match="active models"):
+        net.set_active_models([4])

@@ -130,7 +130,8 @@ class _CompiledLSTM(torch.autograd.Function):
         lib = _ckernels.load()
         k, d, b, t_len, four_h = xw.shape
         h_size = four_h // 4
-        xw = xw.contiguous()
+        if not _lstm_layout_ok(xw):
+            xw = xw.contiguous()
         w_hh = w_hh.contiguous()
         lengths = lengths.to(torch.int64).contiguous()
         acts = xw.new_empty(xw.shape)                    # read at real steps only
@@ -138,7 +139,9 @@ class _CompiledLSTM(torch.autograd.Function):
         hs = xw.new_zeros((k, d, b, t_len, h_size))
         dims = [ctypes.c_int64(v) for v in (k * d, d, b, t_len, h_size)]
         fn = lib.lstm_forward_f32 if xw.dtype == torch.float32 else lib.lstm_forward_f64
-        fn(*dims, _ptr(lengths), _ptr(xw), _ptr(w_hh), _ptr(acts), _ptr(cells), _ptr(hs))
+        fn(*dims, *_lstm_strides(xw), _ptr(lengths), _ptr(xw), _ptr(w_hh), _ptr(acts),
+           _ptr(cells), _ptr(hs))
+        ctx.xw_layout = (xw.shape, xw.stride())
         ctx.save_for_backward(lengths, w_hh, acts, cells, hs)
         return hs
 
@@ -148,13 +151,37 @@ class _CompiledLSTM(torch.autograd.Function):
         lib = _ckernels.load()
         lengths, w_hh, acts, cells, hs = ctx.saved_tensors
         k, d, b, t_len, h_size = hs.shape
-        d_xw = torch.zeros_like(acts)
+        # the gradient in the layout of xw: a projection computed as one (B*T, F) x
+        # (F, K*2*4H) product takes it back without a copy
+        d_xw = acts.new_empty_strided(*ctx.xw_layout).zero_()
         d_w_hh = torch.zeros_like(w_hh)
         dims = [ctypes.c_int64(v) for v in (k * d, d, b, t_len, h_size)]
         fn = lib.lstm_backward_f32 if hs.dtype == torch.float32 else lib.lstm_backward_f64
-        fn(*dims, _ptr(lengths), _ptr(w_hh), _ptr(acts), _ptr(cells), _ptr(hs),
-           _ptr(grad_hs.contiguous()), _ptr(d_xw), _ptr(d_w_hh))
+        fn(*dims, *_lstm_strides(d_xw), _ptr(lengths), _ptr(w_hh), _ptr(acts), _ptr(cells),
+           _ptr(hs), _ptr(grad_hs.contiguous()), _ptr(d_xw), _ptr(d_w_hh))
         return d_xw, d_w_hh, None
+
+
+def _lstm_layout_ok(xw):
+    """Whether the C loops can read ``xw`` (K, 2, B, T, 4H) in place: gates contiguous,
+    (K, 2) one model axis, dense without overlap (e.g. (K,2,B,T,4H) or (B,T,K,2,4H))."""
+    k, d = xw.shape[:2]
+    s_k, s_d = xw.stride()[:2]
+    if xw.stride(-1) != 1 or not (k == 1 or d == 1 or s_k == d * s_d):
+        return False
+    # dense and non-overlapping: sorted strides are the running sizes
+    expected = 1
+    for stride, size in sorted((st, n) for st, n in zip(xw.stride(), xw.shape) if n > 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _lstm_strides(xw):
+    """Element strides (model-direction n, batch b, time t) of ``xw`` for the C loops."""
+    s_n = xw.stride(1) if xw.shape[1] > 1 else xw.stride(0)
+    return [ctypes.c_int64(v) for v in (s_n, xw.stride(2), xw.stride(3))]
 
 
 def _reverse_within_lengths(x, lengths, time_dim):

@@ -65,7 +65,14 @@ class KModule(nn.Module):
     Subclasses declare parameters with `_param`, giving the shape of one model's
     parameter, an initialiser and a regularisation kind: ``"kernel"`` (L2 in the loss),
     ``"bias"`` (L1) or ``None`` (recurrent kernels, batch-norm scale and shift).
+
+    ``active`` (a sorted int tensor of model indices, or None for all) restricts the
+    forward pass to those models: `_w` hands out their parameter slices only, so a
+    stopped model costs nothing and gets a zero gradient. The inputs and outputs of a
+    layer then have ``len(active)`` on their model axis.
     """
+
+    active = None
 
     def __init__(self, n_models):
         super().__init__()
@@ -85,6 +92,11 @@ class KModule(nn.Module):
         self._inits[name] = init
         self._kinds[name] = kind
         self._copies[name] = n_copies
+
+    def _w(self, name):
+        """Parameter or buffer ``name`` of the active models (all when ``active`` is None)."""
+        value = getattr(self, name)
+        return value if self.active is None else value.index_select(0, self.active)
 
     def reset_parameters(self, seeds):
         """Initialise model k's parameters from ``seeds[k]``, for every submodule.
@@ -167,13 +179,18 @@ class MaskedBatchNorm(KModule):
             centred = x - mean[:, None, None, :]
             var = (centred * centred * m).sum(dim=(1, 2)) / n
             with torch.no_grad():
-                self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean)
-                self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var)
+                if self.active is None:
+                    self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean)
+                    self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var)
+                else:
+                    for running, new in ((self.running_mean, mean), (self.running_var, var)):
+                        running.index_copy_(0, self.active, running[self.active]
+                                            .mul_(self.momentum).add_((1 - self.momentum) * new))
         else:
-            mean, var = self.running_mean, self.running_var
+            mean, var = self._w("running_mean"), self._w("running_var")
             centred = x - mean[:, None, None, :]
-        scale = self.gamma * torch.rsqrt(var + self.eps)               # (K, F)
-        out = centred * scale[:, None, None, :] + self.beta[:, None, None, :]
+        scale = self._w("gamma") * torch.rsqrt(var + self.eps)         # (K, F)
+        out = centred * scale[:, None, None, :] + self._w("beta")[:, None, None, :]
         return out * m
 
 
@@ -216,15 +233,20 @@ class BiLSTM(KModule):
         return w
 
     def forward(self, x, lengths):
-        k, h = self.n_models, self.hidden_size
-        w = self.kernel                                                # (K, 2, F, 4H)
+        w = self._w("kernel")                                          # (K, 2, F, 4H)
+        bias = self._w("bias")                                         # (K, 2, 4H)
+        k, d, f, g = w.shape
         # the input projection is per frame, so both directions share x's time order
-        if x.dim() == 3:        # (B, T, F) shared by all models: one matmul for all
-            xw = torch.einsum("btf,kdfg->kdbtg", x, w)
+        if x.dim() == 3:
+            # (B, T, F) shared by all models: one (B*T, F) x (F, K*2*4H) product with the
+            # bias, kept in its (B, T, K, 2, 4H) layout (the C loops read it in place)
+            b, t_len = x.shape[:2]
+            xw = torch.addmm(bias.reshape(-1), x.reshape(b * t_len, f),
+                             w.permute(2, 0, 1, 3).reshape(f, k * d * g))
+            xw = xw.view(b, t_len, k, d, g).permute(2, 3, 0, 1, 4)
         else:
-            xw = torch.einsum("kbtf,kdfg->kdbtg", x, w)
-        xw = xw + self.bias[:, :, None, None, :]
-        hs = bilstm_recurrence(xw, self.recurrent_kernel, lengths, fused=self.fused)
+            xw = torch.einsum("kbtf,kdfg->kdbtg", x, w) + bias[:, :, None, None, :]
+        hs = bilstm_recurrence(xw, self._w("recurrent_kernel"), lengths, fused=self.fused)
         return hs[:, 0] + hs[:, 1]
 
 
@@ -237,7 +259,8 @@ class TimeDense(KModule):
         self._param("bias", (out_features,), _init_zeros, "bias")
 
     def forward(self, x):
-        return torch.einsum("kbtf,kfo->kbto", x, self.kernel) + self.bias[:, None, None, :]
+        return (torch.einsum("kbtf,kfo->kbto", x, self._w("kernel"))
+                + self._w("bias")[:, None, None, :])
 
 
 def _window_offsets(window):
@@ -297,10 +320,11 @@ class IntraAttention(KModule):
     def forward(self, x, lengths):
         k, b, t_len, f = x.shape
         lo, hi = _window_offsets(self.window)
-        query = torch.einsum("kbtf,kfu->kbtu", x, self.w_t) + self.b_h[:, None, None, :]
-        key = torch.einsum("kbtf,kfu->kbtu", x, self.w_x)
-        out, weights = local_attention(query, key, x, self.w_a, self.b_a, lengths, lo,
-                                       hi - lo + 1, fused=self.fused)
+        query = (torch.einsum("kbtf,kfu->kbtu", x, self._w("w_t"))
+                 + self._w("b_h")[:, None, None, :])
+        key = torch.einsum("kbtf,kfu->kbtu", x, self._w("w_x"))
+        out, weights = local_attention(query, key, x, self._w("w_a"), self._w("b_a"),
+                                       lengths, lo, hi - lo + 1, fused=self.fused)
         if self.training and self.regularizer_weight:
             real = length_mask(lengths, t_len)
             self.penalty = (self.regularizer_weight
@@ -412,23 +436,25 @@ class AttentionDecoder(KModule):
     def forward(self, h, lengths):
         """Decode ``h`` (K, B, T, E); returns logits (K, B, T, O) and states (K, B, T, H)."""
         mask = length_mask(lengths, h.shape[2])
-        s0 = torch.tanh(torch.bmm(h[:, :, 0], self.w_s))
-        common = (s0, self.w_y, self.u_rz, self.u_p, self.u_o, mask)
+        w = self._w
+        s0 = torch.tanh(torch.bmm(h[:, :, 0], w("w_s")))
+        common = (s0, w("w_y"), w("u_rz"), w("u_p"), w("u_o"), mask)
         if self.attention:
-            keys = torch.einsum("kbte,kea->kbta", h, self.u_a) + self.b_a[:, None, None, :]
+            keys = torch.einsum("kbte,kea->kbta", h, w("u_a")) + w("b_a")[:, None, None, :]
+            b_c = w("b_c")
             aligned = None
             if self.aligned_input:
-                aligned = (torch.einsum("kbte,keg->kbtg", h, self.w_x)
-                           + self.b_c[:, None, None, :])
+                aligned = (torch.einsum("kbte,keg->kbtg", h, w("w_x"))
+                           + b_c[:, None, None, :])
             logits, states, alpha = attention_decoder(
-                *common, enc=h, keys=keys, w_a=self.w_a, v_a=self.v_a, w_c=self.w_c,
-                b_c=None if self.aligned_input else self.b_c, ctx_all=aligned,
+                *common, enc=h, keys=keys, w_a=w("w_a"), v_a=w("v_a"), w_c=w("w_c"),
+                b_c=None if self.aligned_input else b_c, ctx_all=aligned,
                 fused=self.fused)
             if self.store_attention:
                 self.last_attention = alpha.detach()
         else:
-            ctx_all = (torch.einsum("kbte,keg->kbtg", h, self.w_c)
-                       + self.b_c[:, None, None, :])
+            ctx_all = (torch.einsum("kbte,keg->kbtg", h, w("w_c"))
+                       + w("b_c")[:, None, None, :])
             logits, states, _ = attention_decoder(*common, ctx_all=ctx_all,
                                                   fused=self.fused)
         return logits, states

@@ -41,6 +41,28 @@ class _SequenceNet(nn.Module):
         self.n_outputs = n_outputs
         self.seeds = seeds
         self.fused = fused
+        self.active_models = None
+
+    def set_active_models(self, models):
+        """Run only ``models`` (model indices) in later forward passes; None runs all.
+
+        Used by per-model early stopping: a stopped model is skipped in the forward and
+        backward passes (its parameters get a zero gradient) and its logits are 0. The
+        active models compute exactly what they compute when all models run: every
+        model has its own weights and the dropout masks are drawn for all models.
+        """
+        if models is not None:
+            models = sorted({int(m) for m in models})
+            if not models or models[0] < 0 or models[-1] >= self.n_models:
+                raise ValueError(f"active models must be a non-empty subset of "
+                                 f"0..{self.n_models - 1}, got {models}.")
+        active = (None if models is None or len(models) == self.n_models
+                  else torch.tensor(models, dtype=torch.long))
+        self.active_models = active
+        for module in self.modules():
+            if isinstance(module, KModule):
+                module.active = active
+        return self
 
     def _init_weights(self):
         seeds = self.seeds
@@ -53,7 +75,15 @@ class _SequenceNet(nn.Module):
     def _norm(self, name, h, mask):
         if self.batch_norm:
             h = getattr(self, name)(h, mask)
-        return nn.functional.dropout(h, self.dropout, self.training)
+        active = self.active_models
+        if active is None or not self.training or self.dropout == 0.0:
+            return nn.functional.dropout(h, self.dropout, self.training)
+        # draw the masks of all models, as the full pass does, and keep the active ones:
+        # the random stream, hence every active model's result, does not depend on
+        # which models still run
+        keep = 1.0 - self.dropout
+        noise = h.new_empty((self.n_models,) + h.shape[1:]).bernoulli_(keep).div_(keep)
+        return h * noise.index_select(0, active)
 
     def _bn(self, name, size):
         if self.batch_norm:
@@ -76,6 +106,9 @@ class _SequenceNet(nn.Module):
         for module in self._attention_modules().values():
             module.store_attention = return_attention
         logits = self._forward(x, lengths, length_mask(lengths, t_len))   # (K, B, T, O)
+        if self.active_models is not None:
+            logits = logits.new_zeros((self.n_models,) + logits.shape[1:]).index_copy(
+                0, self.active_models, logits)
         b = x.shape[0]
         logits = logits.permute(1, 2, 0, 3).reshape(b, t_len, -1)
         if t_len < t_full:
@@ -109,7 +142,11 @@ class _SequenceNet(nn.Module):
         return total
 
     def attention_penalty(self):
-        """Intra-attention regulariser of the last training forward pass, ``(n_models,)``."""
+        """Intra-attention regulariser of the last training forward pass, ``(n_models,)``.
+
+        Only the active models' values (``(len(active_models),)``) while some are
+        inactive, see `set_active_models`.
+        """
         total = None
         for module in self.modules():
             if isinstance(module, IntraAttention) and module.penalty is not None:
