@@ -120,3 +120,15 @@ def test_paper_table_averages_folds_then_aus_and_skips_single_class_folds():
     assert list(table.columns) == ["onset"]
     markdown = experiments.to_markdown(table)
     assert markdown.splitlines()[2] == "| net | 75.0 |"
+
+
+def test_targets_per_fit_splits_fits_without_changing_results(corpus):
+    kwargs = dict(architectures=[], feature_sets=["eGeMAPSv02"], aus=["AU12", "AU17"],
+                  svm=True, verbose=0, n_jobs=1)
+    one_by_one = experiments.run_protocol(corpus, targets_per_fit=1, **kwargs)
+    all_at_once = experiments.run_protocol(corpus, targets_per_fit=8, **kwargs)
+    assert len(one_by_one) == 2 * 4 * 3
+    pd.testing.assert_frame_equal(one_by_one.drop(columns="seconds"),
+                                  all_at_once.drop(columns="seconds"))
+    with pytest.raises(ValueError, match="targets_per_fit"):
+        experiments.run_protocol(corpus, targets_per_fit=0, **kwargs)
