@@ -46,6 +46,7 @@ layer output; intra-attention masks padded keys (keras-self-attention does not).
 import logging
 import multiprocessing
 import numbers
+import warnings
 from collections import deque
 from contextlib import contextmanager
 
@@ -617,8 +618,10 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         if self.class_weight == "balanced":
             weights = balanced_class_weights(train_labels, train_batch.mask())
             for k in np.flatnonzero((weights == 0).any(1)):
-                logger.warning("target %d has only one class in the training frames; its "
-                               "loss only sees that class.", k)
+                warnings.warn(f"{type(self).__name__}: target {k} has only one class in "
+                              f"the training frames; its loss only sees that class, so it "
+                              f"cannot learn to detect the other.", UserWarning,
+                              stacklevel=2)
         else:
             weights = np.ones((train_labels.shape[-1], 2))
         self.class_weight_ = weights
@@ -800,6 +803,9 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         tags = super().__sklearn_tags__()
         tags.input_tags.two_d_array = False
         tags.target_tags.required = True
+        # 0/1 labels only; several binary targets as 2-D labels per recording
+        tags.classifier_tags.multi_class = False
+        tags.classifier_tags.multi_label = True
         return tags
 
 

@@ -244,11 +244,6 @@ def test_tags_declare_sequence_input(estimator):
     assert names == ["check_estimator_cloneable"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "classifiers.py: the networks' __sklearn_tags__ keep skorch's classifier_tags "
-    "(multi_class=True, multi_label=False), but they accept 0/1 labels only and several "
-    "binary targets as 2-D labels, like FrameClassifier (multi_class=False, "
-    "multi_label=True). Set both in _SequenceClassifier.__sklearn_tags__."))
 @pytest.mark.parametrize("cls", NETWORKS, ids=lambda c: c.__name__)
 def test_network_classifier_tags_match_frame_classifier(cls):
     tags = get_tags(cls(**TINY)).classifier_tags
