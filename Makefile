@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sklearn_s2au-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install docs clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,19 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The documentation site with the examples gallery (runs every examples/plot_*.py),
+# offline, warnings as errors. Output: docs/_build/html/index.html
+# OMP_NUM_THREADS=1: the networks' loops are single-threaded compiled code, and torch's
+# extra intra-op threads only slow the examples down when the cores are busy.
+DOCS_STAMP := $(VENV)/.sklearn_s2au-docs-installed
+
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	OMP_NUM_THREADS=1 $(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -11,7 +11,6 @@ with 4 hidden units and 1 epoch), so the file runs in seconds.
 """
 
 import dataclasses
-import logging
 import pickle
 from typing import Any, Callable
 
