@@ -6,6 +6,19 @@ import pandas as pd
 FEATURES_COL = "features"
 
 
+def sequence_input_tags(tags):
+    """Declare table/sequence input on sklearn ``Tags``, in place, and return them.
+
+    The steps take DataFrames of per-recording audio or frame arrays, or a
+    ``SequenceBatch``; sklearn's tags have no field for that, so every array-input flag
+    is off.
+    """
+    tags.input_tags.two_d_array = False
+    tags.input_tags.sparse = False
+    tags.input_tags.allow_nan = False
+    return tags
+
+
 def _label(index, i):
     """How an error names recording ``i``: its index label when there is one."""
     return repr(index[i]) if index is not None else str(i)

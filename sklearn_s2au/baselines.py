@@ -12,7 +12,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._sequence import SequenceBatch
-from ._validation import check_frame_table, check_labels
+from ._validation import check_frame_table, check_labels, sequence_input_tags
 from .metrics import sequence_uar
 
 __all__ = ["FrameClassifier"]
@@ -339,12 +339,8 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
         return sequence_uar(y, self.predict(X))
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # Input is a frame table or a SequenceBatch; sklearn's tags have no field for
-        # either, so every array-input flag is off.
-        tags.input_tags.two_d_array = False
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
+        # input: a frame table or a SequenceBatch
+        tags = sequence_input_tags(super().__sklearn_tags__())
         # labels are 0/1 per frame (check_labels); 2-D labels are several binary targets
         tags.classifier_tags.multi_class = False
         tags.classifier_tags.multi_label = True

@@ -17,7 +17,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
-from ._validation import FEATURES_COL
+from ._validation import FEATURES_COL, sequence_input_tags
 from .framing import frame_count, to_frame_grid
 
 __all__ = ["OpenSmileLLD", "MIN_DURATION"]
@@ -483,12 +483,8 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         return _feature_names(self._check_params()).copy()
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # Input is a recordings table (DataFrame of audio files or signals); sklearn's tags
-        # have no field for it, so every array-input flag is off.
-        tags.input_tags.two_d_array = False
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
+        # input: a recordings table (DataFrame of audio files or signals)
+        tags = sequence_input_tags(super().__sklearn_tags__())
         tags.target_tags.required = False
         tags.requires_fit = False
         tags.transformer_tags.preserves_dtype = []

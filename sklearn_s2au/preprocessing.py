@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._sequence import SequenceBatch
-from ._validation import FEATURES_COL, check_frame_table
+from ._validation import FEATURES_COL, check_frame_table, sequence_input_tags
 
 __all__ = ["SpeakerNormaliser", "SequencePadder", "SequenceBatch"]
 
@@ -260,12 +260,8 @@ class SpeakerNormaliser(TransformerMixin, BaseEstimator, auto_wrap_output_keys=N
         return _passthrough_feature_names(self, input_features)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # Input is a frame table (DataFrame of per-recording 2-D arrays); sklearn's tags
-        # have no field for it, so every array-input flag is off.
-        tags.input_tags.two_d_array = False
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
+        # input: a frame table (DataFrame of per-recording 2-D arrays)
+        tags = sequence_input_tags(super().__sklearn_tags__())
         tags.target_tags.required = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
@@ -370,10 +366,7 @@ class SequencePadder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None
         return _passthrough_feature_names(self, input_features)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
+        tags = sequence_input_tags(super().__sklearn_tags__())
         tags.target_tags.required = False
         tags.requires_fit = False
         tags.transformer_tags.preserves_dtype = ["float32"]
