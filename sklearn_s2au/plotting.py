@@ -139,6 +139,14 @@ def plot_attention(weights, *, frame_rate=25, ax=None, title=None):
     return ax
 
 
+def _save(ax, path):
+    """Write the figure of ``ax`` as a PNG, close it and return the path."""
+    ax.figure.tight_layout()
+    ax.figure.savefig(path, dpi=120)
+    _pyplot().close(ax.figure)
+    return path
+
+
 def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
                      feature_set="eGeMAPSv02", test_speaker=None, max_epochs=None,
                      random_state=0):
@@ -179,17 +187,13 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
     from .experiments import extract_features
     from .preprocessing import SequencePadder, SpeakerNormaliser
 
-    plt = _pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
 
     ax = plot_uar(results)
     ax.set_title(f"{name}: mean UAR over leave-one-speaker-out folds")
-    paths.append(out_dir / f"{name}_uar.png")
-    ax.figure.tight_layout()
-    ax.figure.savefig(paths[-1], dpi=120)
-    plt.close(ax.figure)
+    paths.append(_save(ax, out_dir / f"{name}_uar.png"))
 
     speakers = corpus.X["speaker"].to_numpy(dtype=object)
     test_speaker = speakers[-1] if test_speaker is None else test_speaker
@@ -210,16 +214,10 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
     pred = pipe.predict(one)[0]
     ax = plot_timeline(bunch.y[longest], pred, proba=proba, target_names=bunch.target_names,
                        title=f"{one.index[0]} (held-out speaker {test_speaker})")
-    paths.append(out_dir / f"{name}_timeline.png")
-    ax.figure.tight_layout()
-    ax.figure.savefig(paths[-1], dpi=120)
-    plt.close(ax.figure)
+    paths.append(_save(ax, out_dir / f"{name}_timeline.png"))
 
     batch = pipe[:-1].transform(one)
     weights = pipe[-1].predict_attention(batch, layer="decoder")[0]
     ax = plot_attention(weights, title=f"{one.index[0]}: {bunch.target_names[0]}")
-    paths.append(out_dir / f"{name}_attention.png")
-    ax.figure.tight_layout()
-    ax.figure.savefig(paths[-1], dpi=120)
-    plt.close(ax.figure)
+    paths.append(_save(ax, out_dir / f"{name}_attention.png"))
     return paths

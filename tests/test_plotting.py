@@ -1,0 +1,39 @@
+"""Figures: what is drawn matches the data given."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from sklearn_s2au.plotting import plot_attention, plot_timeline, plot_uar  # noqa: E402
+
+
+def test_plot_uar_bars_are_mean_uar_over_folds_in_percent():
+    results = pd.DataFrame(dict(au=["AU17"] * 4, phase=["onset", "onset", "apex", "apex"],
+                                fold=["a", "b", "a", "b"], uar=[0.6, 0.8, 0.5, 0.9]))
+    ax = plot_uar(results)
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == [70.0, 70.0]          # onset mean(60, 80), apex mean(50, 90)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["AU17"]
+    assert ax.get_ylim() == (0, 100)
+
+
+def test_plot_attention_draws_the_weights():
+    weights = np.eye(3) * 0.5 + 0.5 / 3
+    ax = plot_attention(weights, frame_rate=25)
+    np.testing.assert_allclose(ax.images[0].get_array(), weights)
+    assert ax.images[0].get_extent() == [0, 3 / 25, 3 / 25, 0]
+    with pytest.raises(ValueError, match="2-D"):
+        plot_attention(np.ones(3))
+
+
+def test_plot_timeline_one_row_per_target_and_checks_shapes():
+    y_true = np.array([[0, 1], [1, 1], [0, 0]])
+    ax = plot_timeline(y_true, y_true, target_names=["AU17_onset", "AU17_apex"])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["AU17_apex", "AU17_onset"]
+    assert ax.get_xlim() == (0, 3 / 25)
+    with pytest.raises(ValueError, match="shape"):
+        plot_timeline(y_true, y_true[:, :1])
