@@ -111,8 +111,7 @@ y = corpus.labels("AU17", "occurrence")
 feature_sets = {"numpy pitch + energy (6)": own,
                 "openSMILE eGeMAPS (25)": OpenSmileLLD("eGeMAPSv02").fit_transform(X)}
 pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
-                 ("clf", StackedIntraAttClassifier(max_epochs=10, lr=1e-3,
-                                                   random_state=0))])
+                 ("clf", StackedIntraAttClassifier(max_epochs=10, random_state=0))])
 scores = {}
 for label, frames in feature_sets.items():
     res = cross_validate(pipe, frames, y, groups=frames["speaker"], cv=LeaveOneGroupOut(),

@@ -8,7 +8,7 @@ drop-in replacement for the sequence classifiers: same input, same per-recording
 one prediction per real frame. Here both predict the four sub-classes of AU17 at once,
 leave-one-speaker-out, next to the oracle of the generated corpus (a linear classifier
 on the latent trajectories that drive audio and face: the ceiling for audio models).
-Small corpus, 10 epochs: demo-corpus numbers, not the paper's.
+Small corpus (four speakers), at most 30 epochs: demo-corpus numbers, not the paper's.
 """
 
 # %%
@@ -53,7 +53,7 @@ pipelines = {
         ("clf", FrameClassifier(SVC(class_weight="balanced")))]),
     "Enc-InterAtt-Dec": Pipeline([
         ("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
-        ("clf", EncInterAttDecClassifier(max_epochs=10, random_state=0))]),
+        ("clf", EncInterAttDecClassifier(max_epochs=30, random_state=0))]),
 }
 uar = {}
 for name, pipe in pipelines.items():
@@ -90,7 +90,8 @@ ax.legend(fontsize="small", loc="upper center", ncol=3)
 fig.tight_layout()
 
 # %%
-# With 10 epochs and three training speakers (one of them held out for
-# validation) the network is far from trained; ``python -m sklearn_s2au demo`` runs the
-# full-size comparison. The paper's numbers on GEMEP are in
+# With three training speakers per fold (one of them held out for early stopping)
+# both models see little data and four folds are noisy; ``python -m sklearn_s2au demo``
+# and ``benchmarks/bench_learning.py`` run the full-size comparison on all ten
+# speakers. The paper's numbers on GEMEP are in
 # :data:`sklearn_s2au.experiments.PAPER_TABLE1`.

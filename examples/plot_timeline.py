@@ -6,8 +6,9 @@ A UAR summarises a whole fold; a timeline shows what a model does along a record
 Here two networks of Table I predict the four sub-classes of AU17 (onset, apex, offset,
 occurrence) for a speaker they have never heard, each as four independent models
 trained in one pass, and :func:`~sklearn_s2au.plotting.plot_timeline` draws the true
-and predicted frames with the predicted probability. Small corpus, 10 epochs:
-demo-corpus behaviour, not the paper's.
+and predicted frames with the predicted probability. Small corpus (three training
+speakers), at most 30 epochs, the package's default settings: demo-corpus behaviour,
+not the paper's.
 """
 
 # %%
@@ -29,8 +30,8 @@ y_train = [labels for labels, held_out in zip(targets.y, test) if not held_out]
 y_test = [labels for labels, held_out in zip(targets.y, test) if held_out]
 
 networks = {
-    "Stacked-NoAtt": StackedIntraAttClassifier(max_epochs=10, lr=1e-3, random_state=0),
-    "Enc-InterAtt-Dec": EncInterAttDecClassifier(max_epochs=10, lr=1e-3, random_state=0),
+    "Stacked-NoAtt": StackedIntraAttClassifier(max_epochs=30, random_state=0),
+    "Enc-InterAtt-Dec": EncInterAttDecClassifier(max_epochs=30, random_state=0),
 }
 pipes = {name: Pipeline([("norm", SpeakerNormaliser()),
                          ("pad", SequencePadder(max_len=100)),

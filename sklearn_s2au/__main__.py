@@ -42,7 +42,10 @@ def _parser():
         p.add_argument("--out", type=Path, default=Path("s2au_results"),
                        help="folder for tables and figures (default: s2au_results)")
         p.add_argument("--epochs", type=int, default=None,
-                       help="maximum epochs (default: the paper's 100)")
+                       help="maximum epochs (default: 100, as in the paper)")
+        p.add_argument("--settings", choices=list(experiments.SETTINGS), default="default",
+                       help="network training settings: the package's defaults, or the "
+                            "paper's exact ones (lr 1e-4, L2 1e-1, the paper's decoder)")
         p.add_argument("--n-jobs", type=int, default=-1,
                        help="folds in parallel (default: all cores)")
         p.add_argument("--backend", choices=["loky", "dask"], default="loky",
@@ -150,7 +153,7 @@ def _figures(args, corpus, results, name):
     out = args.out / "figures"
     paths = plotting.protocol_figures(corpus, results, out, name=name,
                                       random_state=args.random_state,
-                                      max_epochs=args.epochs)
+                                      max_epochs=args.epochs, settings=args.settings)
     for path in paths:
         logger.info("wrote %s", path)
 
@@ -163,6 +166,7 @@ def main(argv=None):
     demo = args.manifest is None
     cache = args.cache or (args.out / "cache")
     common = dict(max_epochs=args.epochs, n_jobs=args.n_jobs, memory=cache,
+                  settings=args.settings,
                   random_state=args.random_state, verbose=0 if args.quiet else 1,
                   svm=not args.no_svm)
     start = time.perf_counter()

@@ -23,7 +23,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.pipeline import Pipeline
 
 from .baselines import FrameClassifier
-from .classifiers import TABLE1_CONFIGS
+from .classifiers import TABLE1_CONFIGS, paper_settings
 from .features import OpenSmileLLD
 from .labels import AUS, PHASES
 from .metrics import sequence_uar
@@ -94,9 +94,13 @@ def _stack_targets(corpus, aus, phases):
     return bunch.y, list(bunch.target_names)
 
 
-def _network(architecture, max_epochs, random_state, params):
-    cls, kwargs = TABLE1_CONFIGS[architecture]
-    kwargs = dict(kwargs)
+SETTINGS = ("default", "paper")
+
+
+def _network(architecture, max_epochs, random_state, params, settings="default"):
+    cls, config = TABLE1_CONFIGS[architecture]
+    kwargs = paper_settings(cls) if settings == "paper" else {}
+    kwargs.update(config)
     kwargs.update(multi_target="independent", random_state=random_state, verbose=0)
     if max_epochs is not None:
         kwargs["max_epochs"] = max_epochs
@@ -149,8 +153,8 @@ def _selected_epochs(clf, n_targets):
 
 def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FEATURE_SETS,
                  aus=AUS, phases=PHASES, svm=True, max_epochs=None, max_len=100,
-                 network_params=None, svm_params=None, targets_per_fit=8, frame_rate=25,
-                 memory=None, n_jobs=None, random_state=0, verbose=1):
+                 network_params=None, svm_params=None, settings="default", targets_per_fit=8,
+                 frame_rate=25, memory=None, n_jobs=None, random_state=0, verbose=1):
     """Leave-one-speaker-out evaluation of architectures × feature sets × AU sub-classes.
 
     Parameters
@@ -173,6 +177,10 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
         T of the paper: steps per sequence.
     network_params, svm_params : dict or None
         Extra constructor arguments for the networks / ``FrameClassifier``.
+    settings : {"default", "paper"}, default="default"
+        The networks' training settings: the package's defaults, or the paper's exact
+        ones (:func:`~sklearn_s2au.classifiers.paper_settings`: lr 1e-4, L2 1e-1, the
+        paper's decoder...). ``max_epochs`` and ``network_params`` apply on top.
     targets_per_fit : int, default=8
         How many targets one vectorised fit trains as independent models. Every model
         is independent either way (its own weights, class weights and early stopping);
@@ -210,7 +218,9 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     if unknown:
         raise ValueError(f"unknown architectures {unknown}; choose from "
                          f"{list(TABLE1_CONFIGS)}.")
-    models = [(a, _network(a, max_epochs, random_state, network_params))
+    if settings not in SETTINGS:
+        raise ValueError(f"settings must be one of {SETTINGS}, got {settings!r}.")
+    models = [(a, _network(a, max_epochs, random_state, network_params, settings))
               for a in architectures]
     if svm:
         models.append((SVM_NAME, _svm(random_state, svm_params)))

@@ -1,4 +1,4 @@
-"""Figures: UAR per AU and sub-class, AU timelines, attention heatmaps.
+"""Figures: UAR per AU and sub-class, AU timelines, attention heatmaps, learning curves.
 
 Needs matplotlib (installed with the ``test`` and ``docs`` extras).
 """
@@ -7,16 +7,13 @@ import numpy as np
 
 from .labels import PHASES
 
-__all__ = ["plot_uar", "plot_timeline", "plot_attention", "protocol_figures"]
+__all__ = ["plot_uar", "plot_timeline", "plot_attention", "plot_learning_curves",
+           "protocol_figures"]
 
 
 def _pyplot():
+    # the backend is the user's choice (matplotlib falls back to Agg without a display)
     try:
-        import matplotlib
-
-        if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline."
-                                                    "backend_inline"):
-            matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("the figures need matplotlib: pip install matplotlib") from exc
@@ -139,6 +136,73 @@ def plot_attention(weights, *, frame_rate=25, ax=None, title=None):
     return ax
 
 
+def plot_learning_curves(net, *, model=None, axes=None):
+    """Per-epoch training and validation curves of a fitted network.
+
+    Left: the class-weighted frame BCE on the training chunks (``train_bce``) and on
+    the validation speakers (``valid_loss``), comparable with each other, and the
+    penalty terms (``train_penalty``: L2/L1 weights and attention regulariser) that
+    ``train_loss`` adds. Right: the validation UAR that the paper's early stopping
+    monitors. A dotted line marks the epoch whose weights were kept.
+
+    Parameters
+    ----------
+    net : fitted StackedIntraAttClassifier or EncInterAttDecClassifier, or a Pipeline
+        ending in one.
+    model : int or None
+        One model (target) of a ``multi_target="independent"`` network; None shows the
+        sums over models (losses) and the mean (UAR).
+    axes : two matplotlib Axes, optional
+
+    Returns
+    -------
+    axes : ndarray of two Axes
+    """
+    plt = _pyplot()
+    if hasattr(net, "steps"):
+        net = net.steps[-1][1]
+    history = getattr(net, "history_", None) or getattr(net, "history", None)
+    if not history or "train_bce" not in history[0]:
+        raise ValueError("plot_learning_curves needs a network fitted by this package "
+                         "(its history records train_bce, valid_loss and valid_uar); call "
+                         "fit first.")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    axes = np.asarray(axes)
+    epochs = np.arange(1, len(history) + 1)
+
+    def column(key):
+        if model is None:
+            return np.array([row.get(key, np.nan) for row in history], dtype=float)
+        return np.array([row[key + "_per_model"][model] if key + "_per_model" in row
+                         else np.nan for row in history], dtype=float)
+
+    ax = axes[0]
+    ax.plot(epochs, column("train_bce"), label="train BCE")
+    if "valid_loss" in history[0]:
+        ax.plot(epochs, column("valid_loss"), label="validation BCE")
+    ax.plot(epochs, column("train_penalty"), linestyle="--", label="train penalties")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize="small")
+    ax = axes[1]
+    if "valid_uar" in history[0]:
+        uar = column("valid_uar")
+        ax.plot(epochs, 100 * uar, color="C3", label="validation UAR")
+    ax.axhline(50, color="0.3", linestyle="--", linewidth=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("UAR (%)")
+    selected = getattr(net, "selected_epochs_", None)
+    if selected is not None:
+        chosen = np.atleast_1d(selected)
+        chosen = chosen if model is None else chosen[[model]]
+        for a in axes:
+            for e in np.unique(chosen):
+                a.axvline(e, color="0.5", linestyle=":", linewidth=1)
+    return axes
+
+
 def _save(ax, path):
     """Write the figure of ``ax`` as a PNG, close it and return the path."""
     ax.figure.tight_layout()
@@ -149,7 +213,7 @@ def _save(ax, path):
 
 def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
                      feature_set="eGeMAPSv02", test_speaker=None, max_epochs=None,
-                     random_state=0):
+                     settings="default", random_state=0):
     """The figures of a protocol run, written as PNG files.
 
     1. ``{name}_uar.png``: mean UAR per AU and sub-class (:func:`plot_uar`).
@@ -172,7 +236,10 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
     test_speaker : str or None
         Held-out speaker (default: the last one).
     max_epochs : int or None
-        Epoch cap of the network trained for figures 2 and 3 (default: the paper's 100).
+        Epoch cap of the network trained for figures 2 and 3 (default: 100).
+    settings : {"default", "paper"}, default="default"
+        Training settings of that network (see
+        :func:`~sklearn_s2au.classifiers.paper_settings`).
     random_state : int, default=0
 
     Returns
@@ -183,7 +250,7 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
 
     from sklearn.pipeline import Pipeline
 
-    from .classifiers import EncInterAttDecClassifier
+    from .classifiers import EncInterAttDecClassifier, paper_settings
     from .experiments import extract_features
     from .preprocessing import SequencePadder, SpeakerNormaliser
 
@@ -201,6 +268,8 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
     frames = extract_features(corpus.X, feature_set)
     bunch = corpus.labels_frame(aus=[au])
     kwargs = {"random_state": random_state}
+    if settings == "paper":
+        kwargs.update(paper_settings(EncInterAttDecClassifier))
     if max_epochs is not None:
         kwargs["max_epochs"] = max_epochs
     pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),

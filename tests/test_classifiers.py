@@ -236,8 +236,8 @@ def test_stopped_models_are_skipped_without_changing_results(monkeypatch, module
     assert len(set(full.stopped_epochs_)) > 1
     np.testing.assert_allclose(skipping.history[:, "valid_uar_per_model"],
                                full.history[:, "valid_uar_per_model"], atol=1e-12)
-    np.testing.assert_allclose(skipping.history[:, "valid_bce_per_model"],
-                               full.history[:, "valid_bce_per_model"], rtol=1e-5)
+    np.testing.assert_allclose(skipping.history[:, "valid_loss_per_model"],
+                               full.history[:, "valid_loss_per_model"], rtol=1e-5)
     np.testing.assert_allclose(np.concatenate(skipping.predict_proba(X)),
                                np.concatenate(full.predict_proba(X)), atol=2e-5)
 
@@ -351,3 +351,74 @@ def test_errors_name_the_problem():
     fitted = StackedIntraAttClassifier(max_epochs=1, **TINY).fit(X, labels)
     with pytest.raises(ValueError, match="fitted with 4"):
         fitted.predict(_batch([f[:, :3] for f in feats], speakers))
+
+
+# ---- diagnostics: what a user sees when training goes wrong ----------------------------
+
+@pytest.mark.parametrize("cls", [StackedIntraAttClassifier, EncInterAttDecClassifier])
+def test_history_separates_frame_bce_from_penalties(cls):
+    feats, speakers, labels = _sequences(n_recordings=12, n_targets=2)
+    X = _batch(feats, speakers)
+    clf = cls(max_epochs=3, lr=1e-2, last_top_results=1, random_state=0,
+              **TINY).fit(X, labels)
+    for row in clf.history:
+        # train_loss (what Adam minimises) = frame BCE + weight/attention penalties
+        np.testing.assert_allclose(row["train_loss"], row["train_bce"] + row["train_penalty"],
+                                   rtol=1e-5)
+        np.testing.assert_allclose(row["train_bce"], sum(row["train_bce_per_model"]),
+                                   rtol=1e-6)
+        assert row["train_penalty"] > 0
+    assert "valid_bce" not in clf.history[-1]
+    # valid_loss is the class-weighted BCE of the kept (last) epoch on the validation
+    # speakers, recomputed here from the predictions
+    valid = clf.validation_recordings_
+    proba = clf.predict_proba(X.select(valid))
+    y = np.concatenate([labels[i] for i in valid]).astype(float)
+    p = np.clip(np.concatenate(proba), 1e-7, 1 - 1e-7)
+    w = clf.class_weight_                                            # (K, 2)
+    per_target = -(w[:, 1] * y * np.log(p) + w[:, 0] * (1 - y) * np.log(1 - p)).mean(0)
+    np.testing.assert_allclose(clf.history[-1, "valid_loss_per_model"], per_target,
+                               rtol=1e-4)
+    np.testing.assert_allclose(clf.history[-1, "valid_loss"], per_target.sum(), rtol=1e-4)
+
+
+def test_non_finite_loss_warns_and_names_lr():
+    feats, speakers, labels = _sequences(n_recordings=12)
+    X = _batch(feats, speakers)
+    with pytest.warns(RuntimeWarning, match=r"non-finite at epoch 1 .*Lower lr \(now 1e\+30\)"):
+        EncInterAttDecClassifier(lr=1e30, max_epochs=2, random_state=0, **TINY).fit(X, labels)
+
+
+def test_constant_validation_predictions_warn():
+    feats, speakers, labels = _sequences(n_recordings=12)
+    X = _batch(feats, speakers)
+    # a huge L2 penalty leaves every weight at zero: one class everywhere
+    with pytest.warns(UserWarning, match=r"target\(s\) \[0\] predict the same class"):
+        StackedIntraAttClassifier(l2_kernel=1e4, l1_bias=1e4, lr=0.1, max_epochs=3,
+                                  random_state=0, **TINY).fit(X, labels)
+
+
+def test_default_networks_learn_on_a_held_out_speaker():
+    # the generated corpus carries a real (imperfect) audio-face signal: with their
+    # defaults both networks must detect AU12/AU17 on a speaker they never heard
+    from sklearn_s2au import OpenSmileLLD, SpeakerNormaliser, sequence_uar
+    from sklearn_s2au.datasets import make_speech_au_corpus
+
+    corpus = make_speech_au_corpus(n_speakers=4, recordings_per_speaker=8, random_state=1)
+    frames = OpenSmileLLD("eGeMAPSv02").fit_transform(corpus.X)
+    bunch = corpus.labels_frame(aus=["AU12", "AU17"], phases=["occurrence"])
+    test = (frames["speaker"] == "spk04").to_numpy()
+    y_train = [y for y, held_out in zip(bunch.y, test) if not held_out]
+    y_test = [y for y, held_out in zip(bunch.y, test) if held_out]
+    for clf in (EncInterAttDecClassifier(random_state=0),
+                StackedIntraAttClassifier(random_state=0)):
+        pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
+                         ("clf", clf)]).fit(frames[~test], y_train)
+        pred = pipe.predict(frames[test])
+        proba = np.concatenate(pipe.predict_proba(frames[test]))
+        frames_pred = np.concatenate(pred)
+        for k in range(2):
+            assert 0.1 < frames_pred[:, k].mean() < 0.9        # not one class everywhere
+            assert proba[:, k].std() > 0.05                    # not a flat probability
+        uar = sequence_uar(y_test, pred, return_per_target=True)
+        assert (uar > 0.58).all(), (type(clf).__name__, uar.tolist())

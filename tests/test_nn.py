@@ -34,9 +34,16 @@ CONFIGS = {
     "2xStacked-IntraAtt bi=15": (StackedNet, {"intra_att": ("bi", 15),
                                               "intra_att_layers": "each"}),
     "Enc-Dec-NoAtt": (EncoderDecoderNet, {"inter_att": False}),
-    "Enc-InterAtt-Dec": (EncoderDecoderNet, {}),
+    # the paper's decoder (free attention, no aligned input)
+    "Enc-InterAtt-Dec": (EncoderDecoderNet, {"aligned_input": False,
+                                             "attention_window": None}),
     "Enc-InterAtt-Dec-IntraAtt pa=15": (EncoderDecoderNet, {"intra_att": ("pa", 15)}),
-    "Enc-InterAtt-Dec aligned": (EncoderDecoderNet, {"aligned_input": True}),
+    "Enc-InterAtt-Dec aligned": (EncoderDecoderNet, {"aligned_input": True,
+                                                     "attention_window": None}),
+    "Enc-InterAtt-Dec local": (EncoderDecoderNet, {"aligned_input": False,
+                                                   "attention_window": 3.0}),
+    # the package's default decoder: aligned input and a location prior
+    "Enc-InterAtt-Dec default": (EncoderDecoderNet, {}),
 }
 
 
@@ -192,17 +199,22 @@ def _decoder_inputs(mode, k=2, b=3, t=5, e=4, h=3, o=2):
     if "aligned" in mode:
         extra["ctx_all"] = p(k, b, t, g)
     names = list(extra)
+    # a location prior (a constant, no gradient): Gaussian around the decoder step
+    steps = torch.arange(t, dtype=torch.float64)
+    prior = (-(steps[None, :] - steps[:, None]) ** 2 / 4.0) if "prior" in mode else None
 
     def run(fused, *tensors):
         kw = dict(zip(names, tensors[5:]))
-        logits, states, _ = attention_decoder(*tensors[:5], mask, fused=fused, **kw)
+        logits, states, _ = attention_decoder(*tensors[:5], mask, fused=fused, prior=prior,
+                                              **kw)
         real = mask[None, :, :, None]
         return logits * real, states * real      # steps after the end are unspecified
 
     return run, tuple(base + list(extra.values()))
 
 
-@pytest.mark.parametrize("mode", ["attention", "aligned", "attention+aligned"])
+@pytest.mark.parametrize("mode", ["attention", "aligned", "attention+aligned",
+                                  "attention+prior", "attention+aligned+prior"])
 def test_fused_decoder_matches_autograd(mode, backend):
     run, inputs = _decoder_inputs(mode)
     fused, reference = run(True, *inputs), run(False, *inputs)
@@ -217,9 +229,30 @@ def test_fused_decoder_matches_autograd(mode, backend):
             assert torch.allclose(a, r, atol=1e-10)
 
 
-def test_fused_decoder_gradcheck(backend):
-    run, inputs = _decoder_inputs("attention", k=1, b=2, t=4, e=2, h=2, o=1)
+@pytest.mark.parametrize("mode", ["attention", "attention+prior"])
+def test_fused_decoder_gradcheck(mode, backend):
+    run, inputs = _decoder_inputs(mode, k=1, b=2, t=4, e=2, h=2, o=1)
     assert torch.autograd.gradcheck(lambda *ts: run(True, *ts), inputs)
+
+
+def test_location_prior_is_the_gaussian_reweighting_of_free_attention(backend):
+    # alpha_prior[j, t] is proportional to alpha_free[j, t] * exp(-(t - j)^2 / (2 s^2))
+    # when the decoder states agree, i.e. at the first decoder step
+    torch.manual_seed(1)
+    x, lengths = torch.randn(3, 8, 5), torch.tensor([8, 6, 3])
+    free = _net("Enc-InterAtt-Dec").eval()
+    local = _net("Enc-InterAtt-Dec local").eval()
+    local.decoder.attention_window = 2.0
+    local.load_state_dict(free.state_dict())
+    a_free = free(x, lengths, return_attention=True)[1]["decoder"][0]
+    a_local = local(x, lengths, return_attention=True)[1]["decoder"][0]
+    gauss = torch.exp(-torch.arange(8.0) ** 2 / 8.0)
+    for i, n in enumerate(lengths.tolist()):
+        expected = a_free[i, 0, :n] * gauss[:n]
+        torch.testing.assert_close(a_local[i, 0, :n], expected / expected.sum())
+        assert float(a_local[i, 0, n:].abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="attention_window"):
+        _net("Enc-InterAtt-Dec default", attention_window=0)
 
 
 def test_compiled_loops_match_torch_loops_in_float32(monkeypatch):

@@ -44,7 +44,8 @@ static inline @REAL@ tanh_@SUF@(@REAL@ x) {
 
 /* Forward pass of the decoder for all (k, b); see _functional.attention_decoder.
    Layouts (row-major): s0 (K,B,H); encT (K,B,E,T); keysT (K,B,A,T); w_a (K,H,A);
-   v_a (K,A); w_c (K,E,G); b_c (K,G) or NULL; ctx (K,B,T,G) or NULL; w_y (K,O,G);
+   v_a (K,A); w_c (K,E,G); b_c (K,G) or NULL; ctx (K,B,T,G) or NULL; prior (T,T)
+   or NULL (a fixed log-prior added to the attention scores e_{j,t}); w_y (K,O,G);
    u_rz (K,H,2H); u_p (K,H,H); u_o (K,H,O). Outputs, zero-initialised by the caller:
    logits, y (K,B,T,O); states, p (K,B,T,H); rz (K,B,T,2H); alpha (K,B,T,T);
    q (K,B,T,A); c (K,B,T,E). attend = encT != NULL. */
@@ -52,8 +53,9 @@ void dec_forward_@SUF@(
     int64_t K, int64_t B, int64_t T, int64_t E, int64_t A, int64_t H, int64_t O,
     const int64_t *lengths, const @REAL@ *s0, const @REAL@ *encT, const @REAL@ *keysT,
     const @REAL@ *w_a, const @REAL@ *v_a, const @REAL@ *w_c, const @REAL@ *b_c,
-    const @REAL@ *ctx, const @REAL@ *w_y, const @REAL@ *u_rz, const @REAL@ *u_p,
-    const @REAL@ *u_o, @REAL@ *logits, @REAL@ *states, @REAL@ *alpha, @REAL@ *rz,
+    const @REAL@ *ctx, const @REAL@ *prior, const @REAL@ *w_y, const @REAL@ *u_rz,
+    const @REAL@ *u_p, const @REAL@ *u_o, @REAL@ *logits, @REAL@ *states, @REAL@ *alpha,
+    @REAL@ *rz,
     @REAL@ *p, @REAL@ *y, @REAL@ *q, @REAL@ *c)
 {
     const int64_t G = 3 * H + O, H2 = 2 * H;
@@ -81,7 +83,8 @@ void dec_forward_@SUF@(
                         for (int64_t h = 0; h < H; h++) acc += s[h] * Wa[h * A + a];
                         Q[a] = acc;
                     }
-                    for (int64_t t = 0; t < L; t++) e[t] = 0;
+                    if (prior) for (int64_t t = 0; t < L; t++) e[t] = prior[j * T + t];
+                    else for (int64_t t = 0; t < L; t++) e[t] = 0;
                     for (int64_t a = 0; a < A; a++) {
                         const @REAL@ *kr = keys + a * T, qa = Q[a], va = Va[a];
                         for (int64_t t = 0; t < L; t++) e[t] += va * tanh_@SUF@(kr[t] + qa);
@@ -528,7 +531,11 @@ def _source():
     return _HEADER + "\n".join(body)
 
 
-_FLAGS = ["-O3", "-ffast-math", "-march=native", "-shared", "-fPIC"]
+# The parts of fast-math that speed up these loops (vectorised reductions, no errno),
+# without -ffast-math itself: linking with it sets flush-to-zero / denormals-are-zero
+# for the whole process (gcc's crtfastmath.o), changing numpy and torch results elsewhere.
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math",
+          "-fno-signed-zeros", "-fassociative-math", "-freciprocal-math", "-shared", "-fPIC"]
 _lock = threading.Lock()
 _state = {"lib": None, "tried": False}
 

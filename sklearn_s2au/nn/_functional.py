@@ -329,8 +329,8 @@ def local_attention(query, key, x, w_a, b_a, lengths, lo, width, fused=True):
 # GRU-like decoder with (optional) additive inter-attention, equations (5)-(10)
 # --------------------------------------------------------------------------------------
 
-def _decoder_forward(s, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y, u_rz,
-                     u_p, u_o, store):
+def _decoder_forward(s, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, prior, w_y,
+                     u_rz, u_p, u_o, store):
     """The decoder's time loop; ``store`` receives the per-step tensors (for backward).
 
     Attention mode (``enc`` given): c_j = sum_t alpha_jt h_t with
@@ -362,6 +362,8 @@ def _decoder_forward(s, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y, u
             q = torch.bmm(s, w_a)                               # (K, B, A)
             sig = torch.add(keys2, q.unsqueeze(2), alpha=2).sigmoid_()   # (K, B, T, A)
             e = torch.bmm(sig.view(k, b * t_enc, a_size), v_col).view(k, b, t_enc)
+            if prior is not None:
+                e = e + prior[j]
             alpha = torch.softmax(e.masked_fill_(pad, float("-inf")), dim=-1)
             c = torch.bmm(alpha.view(k * b, 1, t_enc), enc_kb).view(k, b, e_size)
             if ctx_all is None:
@@ -395,7 +397,7 @@ def _decoder_forward(s, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y, u
 class _AttentionDecoder(torch.autograd.Function):
 
     @staticmethod
-    def forward(ctx, s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y, u_rz,
+    def forward(ctx, s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, prior, w_y, u_rz,
                 u_p, u_o):
         attend = enc is not None
         k, b, h_size = s0.shape
@@ -412,8 +414,8 @@ class _AttentionDecoder(torch.autograd.Function):
             store["q"] = s0.new_empty((t_len, k, b, keys.shape[-1]))
             store["alpha"] = s0.new_empty((t_len, k, b, t_len))
             store["c"] = s0.new_empty((t_len, k, b, enc.shape[-1]))
-        _decoder_forward(s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y, u_rz,
-                         u_p, u_o, store)
+        _decoder_forward(s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, prior, w_y,
+                         u_rz, u_p, u_o, store)
         ctx.attend = attend
         ctx.set_materialize_grads(False)
         saved = [s0, w_y, u_rz, u_p, u_o, store["rz"], store["p"], store["s"], store["y"]]
@@ -527,7 +529,7 @@ class _AttentionDecoder(torch.autograd.Function):
         if ctx.needs_input_grad[8]:
             grads["ctx_all"] = d_pre.permute(1, 2, 0, 3)
         order = ["s0", "enc", "keys", "key_mask", "w_a", "v_a", "w_c", "b_c", "ctx_all",
-                 "w_y", "u_rz", "u_p", "u_o"]
+                 "prior", "w_y", "u_rz", "u_p", "u_o"]
         return tuple(grads.get(name) for name in order)
 
 
@@ -539,8 +541,8 @@ class _CompiledDecoder(torch.autograd.Function):
     """The decoder loop in C (`_ckernels`); steps after each sequence's end stay zero."""
 
     @staticmethod
-    def forward(ctx, s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y, u_rz, u_p,
-                u_o):
+    def forward(ctx, s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, prior, w_y, u_rz,
+                u_p, u_o):
         lib = _ckernels.load()
         attend = enc is not None
         k, b, h_size = s0.shape
@@ -553,6 +555,8 @@ class _CompiledDecoder(torch.autograd.Function):
         a_size = keys.shape[-1] if attend else 0
         weights = [w.contiguous() if w is not None else None
                    for w in (w_a, v_a, w_c, b_c, ctx_all, w_y, u_rz, u_p, u_o)]
+        prior = (prior[:t_len, :t_len].to(s0.dtype).contiguous()
+                 if attend and prior is not None else None)
         # returned tensors are zero after each sequence's end; the C code reads the
         # others only at real steps
         zeros, empty = s0.new_zeros, s0.new_empty
@@ -565,7 +569,8 @@ class _CompiledDecoder(torch.autograd.Function):
         dims = [ctypes.c_int64(v) for v in (k, b, t_len, e_size, a_size, h_size, n_out)]
         fn = lib.dec_forward_f32 if s0.dtype == torch.float32 else lib.dec_forward_f64
         fn(*dims, _ptr(lengths), _ptr(s0), _ptr(enc_t), _ptr(keys_t),
-           *[_ptr(w) for w in weights], *[_ptr(v) for v in out.values()])
+           *[_ptr(w) for w in weights[:5]], _ptr(prior), *[_ptr(w) for w in weights[5:]],
+           *[_ptr(v) for v in out.values()])
         ctx.attend = attend
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(lengths, s0, enc_t, keys_t, *weights, *out.values())
@@ -603,8 +608,8 @@ class _CompiledDecoder(torch.autograd.Function):
         d_enc = grads["enc_t"].transpose(2, 3) if grads["enc_t"] is not None else None
         d_keys = grads["keys_t"].transpose(2, 3) if grads["keys_t"] is not None else None
         return (grads["s0"], d_enc, d_keys, None, grads["w_a"], grads["v_a"], grads["w_c"],
-                grads["b_c"], grads["ctx_all"], grads["w_y"], grads["u_rz"], grads["u_p"],
-                grads["u_o"])
+                grads["b_c"], grads["ctx_all"], None, grads["w_y"], grads["u_rz"],
+                grads["u_p"], grads["u_o"])
 
 
 def compiled_kernels_available(dtype=torch.float32):
@@ -613,7 +618,7 @@ def compiled_kernels_available(dtype=torch.float32):
 
 
 def attention_decoder(s0, w_y, u_rz, u_p, u_o, key_mask, *, enc=None, keys=None, w_a=None,
-                      v_a=None, w_c=None, b_c=None, ctx_all=None, fused=True):
+                      v_a=None, w_c=None, b_c=None, ctx_all=None, prior=None, fused=True):
     """The decoder of equations (8)-(10), fed back its own prediction, for K models.
 
     Parameters
@@ -635,6 +640,10 @@ def attention_decoder(s0, w_y, u_rz, u_p, u_o, key_mask, *, enc=None, keys=None,
     ctx_all : Tensor (K, B, T, 3H + O)
         Aligned input ``h_j X (+ b)`` of every step, precomputed: the whole context in
         aligned mode (no attention), an extra input to the gates in attention mode.
+    prior : Tensor (T, T) or None
+        Attention mode: a fixed log-prior added to the scores, ``e_{j,t} + prior[j, t]``
+        before the softmax (location-aware attention, see ``AttentionDecoder``); it is
+        a constant (no gradient).
     fused : bool, default=True
         Hand-written backward (fast, low memory): the compiled loops of `_ckernels`
         when available (CPU, float32/64), else torch loops. False uses plain autograd.
@@ -650,18 +659,20 @@ def attention_decoder(s0, w_y, u_rz, u_p, u_o, key_mask, *, enc=None, keys=None,
     alpha : Tensor (K, B, T_dec, T_enc) or empty
         Attention weights (rows sum to 1 over real encoder steps).
     """
+    if prior is not None:
+        prior = prior.detach().to(s0.dtype)
     if fused and s0.device.type == "cpu" and compiled_kernels_available(s0.dtype):
         return _CompiledDecoder.apply(s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all,
-                                      w_y, u_rz, u_p, u_o)
+                                      prior, w_y, u_rz, u_p, u_o)
     if fused:
         return _AttentionDecoder.apply(s0, enc, keys, key_mask, w_a, v_a, w_c, b_c,
-                                       ctx_all, w_y, u_rz, u_p, u_o)
-    return _decoder_reference(s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y,
-                              u_rz, u_p, u_o)
+                                       ctx_all, prior, w_y, u_rz, u_p, u_o)
+    return _decoder_reference(s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, prior,
+                              w_y, u_rz, u_p, u_o)
 
 
-def _decoder_reference(s, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y, u_rz, u_p,
-                       u_o):
+def _decoder_reference(s, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, prior, w_y, u_rz,
+                       u_p, u_o):
     """Plain-autograd decoder: the specification the fused version is tested against."""
     k, b, h_size = s.shape
     n_out = w_y.shape[1]
@@ -673,6 +684,8 @@ def _decoder_reference(s, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, w_y,
         if attend:
             q = torch.einsum("kbh,kha->kba", s, w_a)
             e = torch.einsum("kbta,ka->kbt", torch.tanh(keys + q.unsqueeze(2)), v_a)
+            if prior is not None:
+                e = e + prior[j, :e.shape[-1]]
             alpha = torch.softmax(e.masked_fill(~key_mask, float("-inf")), dim=-1)
             c = torch.einsum("kbt,kbte->kbe", alpha, enc)
             pre = torch.einsum("kbe,keg->kbg", c, w_c)

@@ -395,6 +395,13 @@ class AttentionDecoder(KModule):
     aligned_input : bool, default=False
         With attention, also feed the aligned encoder output h_j to the gates and the
         output (``+ h_j X``); not in the paper's equations (an extension).
+    attention_window : float or None, default=None
+        With attention, a Gaussian location prior of standard deviation
+        ``attention_window`` frames centred on the decoder step:
+        ``e_{j,t} - (t - j)^2 / (2 sigma^2)`` before the softmax, i.e. the softmax
+        weights are multiplied by the Gaussian and renormalised ("local-m" attention of
+        Luong et al., 2015, for T_d = T_e). None is the paper's free attention, whose
+        query ``s_{j-1} W_a`` carries no notion of which step it decodes.
     fused : bool, default=True
         Hand-written forward/backward (`attention_decoder`): compiled C loops when a C
         compiler is available, else torch loops; False uses plain autograd.
@@ -407,8 +414,14 @@ class AttentionDecoder(KModule):
     """
 
     def __init__(self, n_models, input_size, hidden_size, n_outputs=1, attention=True,
-                 aligned_input=False, fused=True):
+                 aligned_input=False, attention_window=None, fused=True):
         super().__init__(n_models)
+        if attention_window is not None and (isinstance(attention_window, bool)
+                                             or not float(attention_window) > 0):
+            raise ValueError(f"module attention_window must be None or a positive number "
+                             f"of frames, got {attention_window!r}.")
+        self.attention_window = (None if attention_window is None or not attention
+                                 else float(attention_window))
         self.hidden_size = hidden_size
         self.n_outputs = n_outputs
         self.attention = attention
@@ -433,6 +446,14 @@ class AttentionDecoder(KModule):
         self.store_attention = False
         self.last_attention = None
 
+    def location_prior(self, t_len, like):
+        """The Gaussian log-prior ``(T, T)`` on the attention scores, or None."""
+        if self.attention_window is None:
+            return None
+        steps = torch.arange(t_len, device=like.device, dtype=like.dtype)
+        offset = steps[None, :] - steps[:, None]                   # t - j
+        return offset.pow(2).mul_(-0.5 / self.attention_window ** 2)
+
     def forward(self, h, lengths):
         """Decode ``h`` (K, B, T, E); returns logits (K, B, T, O) and states (K, B, T, H)."""
         mask = length_mask(lengths, h.shape[2])
@@ -449,7 +470,7 @@ class AttentionDecoder(KModule):
             logits, states, alpha = attention_decoder(
                 *common, enc=h, keys=keys, w_a=w("w_a"), v_a=w("v_a"), w_c=w("w_c"),
                 b_c=None if self.aligned_input else b_c, ctx_all=aligned,
-                fused=self.fused)
+                prior=self.location_prior(h.shape[2], h), fused=self.fused)
             if self.store_attention:
                 self.last_attention = alpha.detach()
         else:

@@ -239,10 +239,16 @@ class EncoderDecoderNet(_SequenceNet):
         per-frame sigmoid layer that gives the prediction
         (Enc-InterAtt-Dec-IntraAtt). The decoder's own equation-(10) output is still
         what it feeds back.
-    aligned_input : bool, default=False
+    aligned_input : bool, default=True
         Extension, not in the paper: with inter-attention, also feed the aligned encoder
         output h_j to the decoder's gates and output at step j (the attention decoder
         of equations (8)-(10) otherwise sees the input only through the attention).
+    attention_window : float or None, default=8.0
+        Extension, not in the paper: a Gaussian location prior (standard deviation in
+        frames) on the inter-attention, centred on the decoder step (see
+        `~sklearn_s2au.nn.layers.AttentionDecoder`). None: the paper's free attention.
+        ``aligned_input=False, attention_window=None`` is the paper's decoder
+        (`sklearn_s2au.classifiers.PAPER_DECODER`).
     intra_att_units : int, default=32
     attention_regularizer : float, default=1e-4
     dropout : float, default=0.2
@@ -261,9 +267,9 @@ class EncoderDecoderNet(_SequenceNet):
     """
 
     def __init__(self, n_features, hidden_size=20, inter_att=True, intra_att=None,
-                 aligned_input=False, intra_att_units=32, attention_regularizer=1e-4,
-                 dropout=0.2, batch_norm=True, n_models=1, n_outputs=1, seeds=None,
-                 fused=True):
+                 aligned_input=True, attention_window=8.0, intra_att_units=32,
+                 attention_regularizer=1e-4, dropout=0.2, batch_norm=True, n_models=1,
+                 n_outputs=1, seeds=None, fused=True):
         super().__init__(n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
                          seeds, fused)
         self.inter_att = bool(inter_att)
@@ -272,8 +278,10 @@ class EncoderDecoderNet(_SequenceNet):
         self.encoder = BiLSTM(k, n_features, h, fused=fused)
         self._bn("bn_enc", h)
         self.aligned_input = bool(aligned_input)
+        self.attention_window = attention_window
         self.decoder = AttentionDecoder(k, h, h, n_outputs, attention=self.inter_att,
-                                        aligned_input=aligned_input, fused=fused)
+                                        aligned_input=aligned_input,
+                                        attention_window=attention_window, fused=fused)
         if self.intra_att is not None:
             self.intra_att_dec = IntraAttention(k, h, self.intra_att, intra_att_units,
                                                 attention_regularizer, fused=fused)
