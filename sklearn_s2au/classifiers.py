@@ -787,7 +787,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
                 super().fit(X, list(y), **fit_params)
             finally:
                 _set_active_models(getattr(self, "module_", None), None)
-        self._warn_constant_predictions(X)
+            self._warn_constant_predictions(X)
         return self
 
     def _warn_constant_predictions(self, X):
