@@ -474,3 +474,26 @@ def test_active_models_compute_their_slice_only(net_cls, kwargs):
         assert torch.all(grad[[0, 2]] == 0), name
     with pytest.raises(ValueError, match="active models"):
         net.set_active_models([4])
+
+
+def test_compiled_loops_leave_floating_point_state_alone():
+    # linking with -ffast-math would set flush-to-zero / denormals-are-zero for the
+    # whole process: numpy's subnormals would become 0 after the first compiled call
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch\n"
+        "from sklearn_s2au.nn import EncoderDecoderNet\n"
+        "from sklearn_s2au.nn._functional import compiled_kernels_available\n"
+        "tiny = np.finfo(np.float64).tiny\n"
+        "assert tiny / 4 > 0 and np.float32(1e-40) > 0\n"
+        "net = EncoderDecoderNet(3, hidden_size=4, seeds=[0])\n"
+        "net(torch.randn(2, 5, 3), torch.tensor([5, 3])).sum().backward()\n"
+        "print(compiled_kernels_available(), tiny / 4 > 0, np.float32(1e-40) > 0,\n"
+        "      float(torch.tensor(1e-40)) > 0)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    if out[0] != "True":
+        pytest.skip("no C compiler: the compiled loops are unavailable")
+    assert out[1:] == ["True", "True", "True"], out

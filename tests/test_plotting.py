@@ -37,3 +37,32 @@ def test_plot_timeline_one_row_per_target_and_checks_shapes():
     assert ax.get_xlim() == (0, 3 / 25)
     with pytest.raises(ValueError, match="shape"):
         plot_timeline(y_true, y_true[:, :1])
+
+
+def test_plot_learning_curves_draws_the_history():
+    from sklearn_s2au import StackedIntraAttClassifier
+    from sklearn_s2au.plotting import plot_learning_curves
+    from sklearn_s2au.preprocessing import SequenceBatch
+
+    rng = np.random.RandomState(0)
+    feats = [rng.randn(n, 3).astype("float32") for n in (20, 25, 18, 30, 22, 27)]
+    y = [np.c_[f[:, 0] > 0, f[:, 1] > 0].astype(int) for f in feats]
+    X = SequenceBatch.from_features(feats, ["a", "a", "b", "b", "c", "c"], max_len=16)
+    clf = StackedIntraAttClassifier(module__hidden_size=3, max_epochs=4, random_state=0)
+    clf.fit(X, y)
+    left, right = plot_learning_curves(clf)
+    train, valid, penalty = left.get_lines()[:3]
+    np.testing.assert_allclose(train.get_ydata(), clf.history[:, "train_bce"])
+    np.testing.assert_allclose(valid.get_ydata(), clf.history[:, "valid_loss"])
+    np.testing.assert_allclose(penalty.get_ydata(), clf.history[:, "train_penalty"])
+    np.testing.assert_allclose(right.get_lines()[0].get_ydata(),
+                               100 * np.array(clf.history[:, "valid_uar"]))
+    # one model: its own per-model values
+    left, _ = plot_learning_curves(clf, model=1)
+    np.testing.assert_allclose(left.get_lines()[0].get_ydata(),
+                               [row[1] for row in clf.history[:, "train_bce_per_model"]])
+    # the kept epochs are marked
+    marks = {line.get_xdata()[0] for line in left.get_lines()[3:]}
+    assert marks == {clf.selected_epochs_[1]}
+    with pytest.raises(ValueError, match="call fit first"):
+        plot_learning_curves(StackedIntraAttClassifier())
