@@ -424,3 +424,21 @@ def test_default_networks_learn_on_held_out_speakers():
             assert proba[:, k].std() > 0.03, name                 # not a flat probability
         uar = sequence_uar(y_test, pred, return_per_target=True)
         assert uar.mean() > 0.57 and (uar > 0.53).all(), (name, uar.tolist())
+
+
+def test_paper_settings_are_one_call_away():
+    from sklearn_s2au.classifiers import PAPER_DECODER, PAPER_SETTINGS, paper_settings
+
+    assert paper_settings(StackedIntraAttClassifier) == PAPER_SETTINGS
+    assert paper_settings(EncInterAttDecClassifier()) == {**PAPER_SETTINGS, **PAPER_DECODER}
+    feats, speakers, labels = _sequences(n_recordings=6)
+    X = _batch(feats, speakers)
+    clf = EncInterAttDecClassifier(max_epochs=1, random_state=0, **TINY)
+    clf.set_params(**paper_settings(clf)).set_params(max_epochs=1, batch_size=8).fit(X, labels)
+    assert (clf.lr, clf.l2_kernel) == (1e-4, 1e-1)
+    decoder = clf.module_.decoder
+    assert decoder.attention_window is None and not decoder.aligned_input
+    default = EncInterAttDecClassifier(max_epochs=1, random_state=0, **TINY).fit(X, labels)
+    assert default.module_.decoder.attention_window == 8.0
+    assert default.module_.decoder.aligned_input
+    assert (default.lr, default.batch_size) == (1e-3, 8)

@@ -132,3 +132,41 @@ def test_targets_per_fit_splits_fits_without_changing_results(corpus):
                                   all_at_once.drop(columns="seconds"))
     with pytest.raises(ValueError, match="targets_per_fit"):
         experiments.run_protocol(corpus, targets_per_fit=0, **kwargs)
+
+
+@pytest.mark.parametrize("settings", ["default", "paper"])
+def test_settings_reach_every_network_of_the_protocol(tmp_path, monkeypatch, settings):
+    from sklearn_s2au.classifiers import PAPER_SETTINGS
+
+    seen = {}
+    original = experiments._fit_fold
+
+    def spy(frames, y, target_names, train, test, estimator, max_len, meta):
+        seen[meta["architecture"]] = estimator.get_params()
+        return original(frames, y, target_names, train, test, estimator, max_len, meta)
+
+    monkeypatch.setattr(experiments, "_fit_fold", spy)
+    assert main(["table1", "--corpus", "demo", "--epochs", "1", "--speakers", "3",
+                 "--recordings-per-speaker", "2", "--out", str(tmp_path), "--n-jobs", "1",
+                 "--no-figures", "--no-svm", "-q", "--feature-set", "eGeMAPSv02",
+                 "--settings", settings,
+                 "--architectures", "Stacked-NoAtt", "Enc-InterAtt-Dec"]) == 0
+    stacked, eid = seen["Stacked-NoAtt"], seen["Enc-InterAtt-Dec"]
+    for params in (stacked, eid):
+        assert params["max_epochs"] == 1                    # --epochs applies on top
+        if settings == "paper":
+            assert {k: params[k] for k in PAPER_SETTINGS if k != "max_epochs"} == {
+                k: v for k, v in PAPER_SETTINGS.items() if k != "max_epochs"}
+        else:
+            assert (params["lr"], params["batch_size"], params["l2_kernel"]) == (1e-3, 16, 0.1)
+    if settings == "paper":
+        assert eid["module__aligned_input"] is False
+        assert eid["module__attention_window"] is None
+    else:
+        assert "module__attention_window" not in eid       # the module's default: 8
+    assert "module__aligned_input" not in stacked           # StackedNet has no decoder
+
+
+def test_unknown_settings_are_named(corpus):
+    with pytest.raises(ValueError, match="settings must be one of"):
+        experiments.run_protocol(corpus, architectures=["Stacked-NoAtt"], settings="fast")
