@@ -815,7 +815,24 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         if not self.initialized_:
             return self.fit(X, y, **fit_params)
         X = _check_batch(X, type(self).__name__)
-        with _torch_threads(self.n_threads):
+        name = type(self).__name__
+        if X.n_features != self.n_features_in_:
+            raise ValueError(f"partial_fit: X has {X.n_features} features but {name} was "
+                             f"fitted with {self.n_features_in_}; call fit to train a new "
+                             f"network on these features.")
+        labels = X.pad_labels(y)
+        n_targets = 1 if labels.ndim == 2 else labels.shape[-1]
+        if n_targets != self.n_targets_ or labels.ndim - 1 != self.y_ndim_:
+            shape = "(n_frames,)" if self.y_ndim_ == 1 else f"(n_frames, {self.n_targets_})"
+            raise ValueError(f"partial_fit: y has {n_targets} target(s) per frame "
+                             f"(arrays of {labels.ndim - 1} dimension(s)) but {name} was "
+                             f"fitted with label arrays of shape {shape}; give labels of "
+                             f"that shape, or call fit to train a new network.")
+        # as fit: dropout draws from a seeded fork of torch's generator (the seed moves
+        # on with the epochs already trained, so each call draws new masks), and the
+        # global generator is left as it was
+        with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_seed_ + len(self.history))
             try:
                 return super().partial_fit(X, list(y), classes=classes, **fit_params)
             finally:

@@ -298,6 +298,36 @@ def test_partial_fit_continues_training():
     assert any(not torch.equal(first[k], v) for k, v in clf.module_.state_dict().items())
 
 
+def test_partial_fit_is_repeatable_and_leaves_the_global_rng_alone():
+    feats, speakers, labels = _sequences()
+    X = _batch(feats, speakers)
+
+    def twice(global_seed):
+        clf = EncInterAttDecClassifier(max_epochs=2, random_state=0, **TINY)
+        clf.partial_fit(X, labels)
+        torch.manual_seed(global_seed)           # the global generator must not matter
+        clf.partial_fit(X, labels)
+        return np.concatenate(clf.predict_proba(X))
+
+    np.testing.assert_array_equal(twice(1), twice(2))
+    clf = EncInterAttDecClassifier(max_epochs=1, random_state=0, **TINY).fit(X, labels)
+    torch.manual_seed(7)
+    expected = torch.rand(1)
+    torch.manual_seed(7)
+    clf.partial_fit(X, labels)
+    assert torch.rand(1) == expected
+
+
+def test_partial_fit_with_other_targets_or_features_says_so():
+    feats, speakers, labels = _sequences(n_targets=2)
+    X = _batch(feats, speakers)
+    clf = EncInterAttDecClassifier(max_epochs=1, random_state=0, **TINY).fit(X, labels)
+    with pytest.raises(ValueError, match=r"y has 1 target\(s\).*shape \(n_frames, 2\)"):
+        clf.partial_fit(X, [lab[:, 0] for lab in labels])
+    with pytest.raises(ValueError, match="X has 3 features but .* fitted with 4"):
+        clf.partial_fit(_batch([f[:, :3] for f in feats], speakers), labels)
+
+
 def _frame_table(feats, speakers):
     return pd.DataFrame({"speaker": speakers, "features": feats},
                         index=[f"rec{i}" for i in range(len(feats))])
