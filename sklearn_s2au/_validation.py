@@ -139,10 +139,16 @@ def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
                 f"frame_count at the same frame_rate); nothing is re-aligned silently.")
         k = 1 if arr.ndim == 1 else arr.shape[1]
         if n_targets is None:
-            n_targets = k
-        elif k != n_targets or (arr.ndim == 1) != (np.asarray(y[0]).ndim == 1):
-            raise ValueError(f"{step}: recording {where} has {k} targets but the first "
-                             f"recording has {n_targets}.")
+            n_targets, first_shape = k, arr.shape[1:]
+        elif arr.shape[1:] != first_shape:
+            def describe(shape):
+                return "(n_frames,)" if not shape else f"(n_frames, {shape[0]})"
+            raise ValueError(
+                f"{step}: labels of recording {where} have shape {describe(arr.shape[1:])} "
+                f"but those of the first recording {_label(index, 0)} have shape "
+                f"{describe(first_shape)}; give every recording labels of the same shape "
+                f"(reshape 1-column arrays with labels[:, 0], or stack targets with "
+                f"np.stack(..., axis=1)).")
         try:
             values = arr.astype(np.float32)
         except (TypeError, ValueError):

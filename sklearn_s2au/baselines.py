@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.dummy import DummyClassifier
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
@@ -65,6 +65,13 @@ def _split_recordings(flat, n_frames):
     for i, part in enumerate(np.split(flat, np.cumsum(n_frames)[:-1])):
         out[i] = part
     return out
+
+
+def _estimator_type(estimator):
+    try:
+        return estimator.__sklearn_tags__().estimator_type or "estimator"
+    except AttributeError:
+        return getattr(estimator, "_estimator_type", None) or "estimator"
 
 
 class FrameClassifier(ClassifierMixin, BaseEstimator):
@@ -159,6 +166,11 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
         if not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict")):
             raise TypeError(f"FrameClassifier: estimator must be a scikit-learn classifier "
                             f"with fit and predict, got {self.estimator!r}.")
+        if not is_classifier(self.estimator):
+            raise TypeError(f"FrameClassifier: estimator must be a classifier (0/1 labels "
+                            f"per frame), got the {type(self.estimator).__name__} "
+                            f"{_estimator_type(self.estimator)}; use e.g. SVC, LinearSVC or "
+                            f"LogisticRegression.")
         if (isinstance(self.context, bool) or not isinstance(self.context, numbers.Integral)
                 or self.context < 0):
             raise ValueError(f"FrameClassifier: context must be an integer >= 0 (frames on "

@@ -22,7 +22,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import LeaveOneGroupOut, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
@@ -579,6 +579,33 @@ CLASSIFIER_ROWS = [
     row("probabilities-given-to-uar",
         lambda ctx: sequence_uar([np.array([0, 1])], [np.array([0.2, 0.7])]),
         Raises(ValueError, r"non-label values such as 0\.2.*not probabilities")),
+    row("regressor-in-frame-classifier",
+        lambda ctx: FrameClassifier(Ridge()).fit(frame_table(), labels_for(frame_table())),
+        Raises(TypeError, r"estimator must be a classifier .*got the Ridge regressor; use "
+                          r"e\.g\. SVC")),
+    row("mixed-label-shapes-network",
+        lambda ctx: net_pipeline().fit(frame_table(), [y[:, None] if i == 0 else y for i, y
+                                                       in enumerate(labels_for(frame_table()))]),
+        Raises(ValueError, r"labels of recording 'rec1' have shape \(n_frames,\) but those "
+                           r"of the first recording 'rec0' have shape \(n_frames, 1\)")),
+    row("mixed-label-shapes-frame-classifier",
+        lambda ctx: FrameClassifier(SVC()).fit(
+            frame_table(), [y[:, None] if i == 2 else y
+                            for i, y in enumerate(labels_for(frame_table()))]),
+        Raises(ValueError, r"labels of recording 'rec2' have shape \(n_frames, 1\) but "
+                           r"those of the first recording 'rec0' have shape \(n_frames,\)")),
+    row("learning-rate-so-high-the-loss-is-nan-network",
+        lambda ctx: net_pipeline(lr=1e30, valid_speakers=0).fit(frame_table(),
+                                                               labels_for(frame_table())),
+        Handled(lambda pipe, ctx: None, warns=RuntimeWarning,
+                warns_match=r"training loss became non-finite at epoch 1.*Lower lr")),
+    row("partial-fit-with-other-number-of-targets-network",
+        lambda ctx: net_pipeline(cls=EncInterAttDecClassifier).fit(
+            frame_table(), labels_for(frame_table()))[-1].partial_fit(
+            SequencePadder(max_len=5).fit_transform(frame_table()),
+            [np.c_[y, y] for y in labels_for(frame_table())]),
+        Raises(ValueError, r"partial_fit: y has 2 target\(s\) per frame .*shape "
+                           r"\(n_frames,\)")),
     row("single-class-test-fold-uar",
         lambda ctx: sequence_uar([np.zeros(4)], [np.array([0, 0, 1, 0])]),
         # the recall of the one class present: 3 of 4 frames right
