@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import experiments
+from .classifiers import TABLE1_CONFIGS
 from .labels import AUS
 
 logger = logging.getLogger("sklearn_s2au")
@@ -56,25 +57,39 @@ def _parser():
                        help="feature cache folder (default: OUT/cache)")
         p.add_argument("--no-svm", action="store_true", help="skip the SVM baseline")
         p.add_argument("--no-figures", action="store_true", help="skip the figures")
-        p.add_argument("--random-state", type=int, default=0)
+        p.add_argument("--random-state", type=int, default=0,
+                       help="seed of the demo corpus and of the networks (default 0)")
         p.add_argument("--speakers", type=int, default=None,
-                       help="demo corpus only: number of speakers (default 10)")
+                       help="demo corpus only: number of speakers, >= 2 (default 10)")
         p.add_argument("--recordings-per-speaker", type=int, default=None,
-                       help="demo corpus only: recordings per speaker (default 16)")
-        p.add_argument("-q", "--quiet", action="store_true")
+                       help="demo corpus only: recordings per speaker, >= 1 (default 16)")
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress bar, warnings only")
 
     p1 = sub.add_parser("table1", help="8 architectures x 4 sub-classes of one AU (LOSO)")
     common(p1)
-    p1.add_argument("--au", default="AU17")
-    p1.add_argument("--feature-set", default="ComParE_2016")
-    p1.add_argument("--architectures", nargs="+", default=None)
+    p1.add_argument("--au", default="AU17", choices=list(AUS), metavar="AU",
+                    help=f"the AU whose 4 sub-classes are the targets (default AU17; one "
+                         f"of {', '.join(AUS)})")
+    p1.add_argument("--feature-set", default="ComParE_2016",
+                    choices=list(experiments.FEATURE_SETS),
+                    help="openSMILE feature set (default ComParE_2016)")
+    p1.add_argument("--architectures", nargs="+", default=None, metavar="NAME",
+                    choices=list(TABLE1_CONFIGS),
+                    help="Table I architectures to run (default: all 8), e.g. "
+                         "Stacked-NoAtt Enc-InterAtt-Dec")
 
     p2 = sub.add_parser("table2", help="one architecture x 8 AUs x 4 sub-classes x 2 "
                                        "feature sets (LOSO)")
     common(p2)
-    p2.add_argument("--architecture", default="Enc-InterAtt-Dec")
-    p2.add_argument("--feature-sets", nargs="+", default=list(experiments.FEATURE_SETS))
-    p2.add_argument("--aus", nargs="+", default=list(AUS))
+    p2.add_argument("--architecture", default="Enc-InterAtt-Dec", metavar="NAME",
+                    choices=list(TABLE1_CONFIGS),
+                    help="the Table I architecture (default Enc-InterAtt-Dec)")
+    p2.add_argument("--feature-sets", nargs="+", default=list(experiments.FEATURE_SETS),
+                    choices=list(experiments.FEATURE_SETS),
+                    help="openSMILE feature sets (default: both)")
+    p2.add_argument("--aus", nargs="+", default=list(AUS), choices=list(AUS), metavar="AU",
+                    help="AUs whose 4 sub-classes are the targets (default: the paper's 8)")
 
     p3 = sub.add_parser("demo", help="a reduced but real run of both protocols on the demo "
                                      "corpus, with the oracle and the SVM baseline")
@@ -82,17 +97,44 @@ def _parser():
     return parser
 
 
+def _aus(args):
+    """The AUs a command needs (the only ones read from a manifest's AU files)."""
+    if args.command == "table1":
+        return [args.au]
+    if args.command == "table2":
+        return list(args.aus)
+    return list(experiments.DEMO_AUS)
+
+
+def _check_args(parser, args):
+    """Reject bad values before any corpus is made or feature extracted."""
+    for name, low in (("speakers", 2), ("recordings_per_speaker", 1), ("epochs", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            parser.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    if args.n_jobs == 0:
+        parser.error("--n-jobs must not be 0: give a number of processes, or -1 for all "
+                     "cores")
+    if args.manifest is not None and (args.speakers or args.recordings_per_speaker):
+        parser.error("--speakers and --recordings-per-speaker apply to the demo corpus "
+                     "only, not to --manifest")
+    if args.manifest is not None and not args.manifest.is_file():
+        parser.error(f"--manifest {args.manifest}: no such file")
+    if args.scheduler and args.backend != "dask":
+        parser.error("--scheduler needs --backend dask")
+
+
 def _load_corpus(args):
     if args.manifest is not None:
         from .datasets import load_manifest
 
-        return load_manifest(args.manifest)
+        return load_manifest(args.manifest, aus=_aus(args))
     from .datasets import make_speech_au_corpus
 
     kwargs = {}
-    if args.speakers:
+    if args.speakers is not None:
         kwargs["n_speakers"] = args.speakers
-    if args.recordings_per_speaker:
+    if args.recordings_per_speaker is not None:
         kwargs["recordings_per_speaker"] = args.recordings_per_speaker
     return make_speech_au_corpus(random_state=args.random_state, **kwargs)
 
@@ -151,17 +193,40 @@ def _figures(args, corpus, results, name):
     from . import plotting
 
     out = args.out / "figures"
-    paths = plotting.protocol_figures(corpus, results, out, name=name,
+    # the timeline and attention figures show what the command ran
+    if args.command == "table1":
+        au, feature_set = args.au, args.feature_set
+        archs = args.architectures or list(TABLE1_CONFIGS)
+    elif args.command == "table2":
+        au, feature_set, archs = args.aus[-1], args.feature_sets[-1], [args.architecture]
+    else:
+        au, feature_set = experiments.DEMO_AUS[-1], experiments.DEMO_FEATURE_SETS[-1]
+        archs = list(experiments.DEMO_ARCHITECTURES)
+    architecture = "Enc-InterAtt-Dec" if "Enc-InterAtt-Dec" in archs else archs[0]
+    paths = plotting.protocol_figures(corpus, results, out, name=name, au=au,
+                                      feature_set=feature_set, architecture=architecture,
                                       random_state=args.random_state,
-                                      max_epochs=args.epochs, settings=args.settings)
+                                      max_epochs=args.epochs, settings=args.settings,
+                                      memory=args.cache or (args.out / "cache"))
     for path in paths:
         logger.info("wrote %s", path)
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s")
+    try:
+        return _run(args)
+    except (ValueError, TypeError, OSError) as exc:
+        # a problem with the user's data or options: one line, not a traceback
+        logger.debug("details", exc_info=True)
+        parser.exit(2, f"{parser.prog} {args.command}: error: {exc}\n")
+
+
+def _run(args):
     corpus = _load_corpus(args)
     demo = args.manifest is None
     cache = args.cache or (args.out / "cache")

@@ -274,7 +274,8 @@ def _progress(total, verbose):
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="fits", unit="fit")
+    # disable=None: no bar when the output is not a terminal (a log file stays readable)
+    return tqdm(total=total, desc="fits", unit="fit", disable=None)
 
 
 def table1(corpus, *, au="AU17", feature_set="ComParE_2016", architectures=None, **kwargs):
@@ -298,10 +299,14 @@ def table2(corpus, *, architecture="Enc-InterAtt-Dec", feature_sets=FEATURE_SETS
 
 #: Epoch cap of the demo: enough for the paper's early stopping to engage (>= 20 epochs).
 DEMO_EPOCHS = 30
+#: What the demo runs: two architectures, one feature set, two AUs (8 targets).
+DEMO_ARCHITECTURES = ("Stacked-NoAtt", "Enc-InterAtt-Dec")
+DEMO_FEATURE_SETS = ("eGeMAPSv02",)
+DEMO_AUS = ("AU12", "AU17")
 
 
-def demo(corpus, *, max_epochs=None, architectures=("Stacked-NoAtt", "Enc-InterAtt-Dec"),
-         feature_sets=("eGeMAPSv02",), aus=("AU12", "AU17"), **kwargs):
+def demo(corpus, *, max_epochs=None, architectures=DEMO_ARCHITECTURES,
+         feature_sets=DEMO_FEATURE_SETS, aus=DEMO_AUS, **kwargs):
     """The demo: a reduced but real protocol on a corpus, in a few minutes on 2 cores.
 
     Two Table I architectures (Stacked-NoAtt and the paper's best, Enc-InterAtt-Dec) and

@@ -212,16 +212,17 @@ def _save(ax, path):
 
 
 def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
-                     feature_set="eGeMAPSv02", test_speaker=None, max_epochs=None,
-                     settings="default", random_state=0):
+                     feature_set="eGeMAPSv02", architecture="Enc-InterAtt-Dec",
+                     test_speaker=None, max_epochs=None, settings="default", memory=None,
+                     random_state=0):
     """The figures of a protocol run, written as PNG files.
 
     1. ``{name}_uar.png``: mean UAR per AU and sub-class (:func:`plot_uar`).
     2. ``{name}_timeline.png``: true vs predicted onset/apex/offset/occurrence of ``au``
-       for the held-out recording where the AU is active longest, from an Enc-InterAtt-Dec network
-       trained (as independent models) on all other speakers.
-    3. ``{name}_attention.png``: that network's inter-attention weights on the same
-       recording (:func:`plot_attention`).
+       for the held-out recording where the AU is active longest, from a network of
+       ``architecture`` trained (as independent models) on all other speakers.
+    3. ``{name}_attention.png``: that network's first attention layer on the same
+       recording (:func:`plot_attention`), when it has one.
 
     Parameters
     ----------
@@ -233,6 +234,8 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
         File name prefix.
     au : str, default="AU17"
     feature_set : str, default="eGeMAPSv02"
+    architecture : str, default="Enc-InterAtt-Dec"
+        A key of :data:`~sklearn_s2au.classifiers.TABLE1_CONFIGS`.
     test_speaker : str or None
         Held-out speaker (default: the last one).
     max_epochs : int or None
@@ -240,6 +243,8 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
     settings : {"default", "paper"}, default="default"
         Training settings of that network (see
         :func:`~sklearn_s2au.classifiers.paper_settings`).
+    memory : str, Path, joblib.Memory or None
+        Feature cache, as in :func:`~sklearn_s2au.experiments.extract_features`.
     random_state : int, default=0
 
     Returns
@@ -250,7 +255,7 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
 
     from sklearn.pipeline import Pipeline
 
-    from .classifiers import EncInterAttDecClassifier, paper_settings
+    from .classifiers import TABLE1_CONFIGS, paper_settings
     from .experiments import extract_features
     from .preprocessing import SequencePadder, SpeakerNormaliser
 
@@ -265,15 +270,18 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
     speakers = corpus.X["speaker"].to_numpy(dtype=object)
     test_speaker = speakers[-1] if test_speaker is None else test_speaker
     test = speakers == test_speaker
-    frames = extract_features(corpus.X, feature_set)
+    frames = extract_features(corpus.X, feature_set, memory=memory)
     bunch = corpus.labels_frame(aus=[au])
-    kwargs = {"random_state": random_state}
-    if settings == "paper":
-        kwargs.update(paper_settings(EncInterAttDecClassifier))
+    if architecture not in TABLE1_CONFIGS:
+        raise ValueError(f"architecture must be one of {list(TABLE1_CONFIGS)}, got "
+                         f"{architecture!r}.")
+    cls, config = TABLE1_CONFIGS[architecture]
+    kwargs = paper_settings(cls) if settings == "paper" else {}
+    kwargs.update(config, random_state=random_state)
     if max_epochs is not None:
         kwargs["max_epochs"] = max_epochs
     pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
-                     ("clf", EncInterAttDecClassifier(**kwargs))])
+                     ("clf", cls(**kwargs))])
     pipe.fit(frames[~test], [y for y, t in zip(bunch.y, test) if not t])
     positions = np.flatnonzero(test)
     # the held-out recording where the AU is active longest shows most of its phases
@@ -285,8 +293,11 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
                        title=f"{one.index[0]} (held-out speaker {test_speaker})")
     paths.append(_save(ax, out_dir / f"{name}_timeline.png"))
 
-    batch = pipe[:-1].transform(one)
-    weights = pipe[-1].predict_attention(batch, layer="decoder")[0]
-    ax = plot_attention(weights, title=f"{one.index[0]}: {bunch.target_names[0]}")
-    paths.append(_save(ax, out_dir / f"{name}_attention.png"))
+    layers = list(pipe[-1].module_._attention_modules())
+    if layers:
+        batch = pipe[:-1].transform(one)
+        weights = pipe[-1].predict_attention(batch, layer=layers[0])[0]
+        ax = plot_attention(weights, title=f"{one.index[0]}: {bunch.target_names[0]}, "
+                                           f"{architecture} ({layers[0]})")
+        paths.append(_save(ax, out_dir / f"{name}_attention.png"))
     return paths

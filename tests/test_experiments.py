@@ -170,3 +170,65 @@ def test_settings_reach_every_network_of_the_protocol(tmp_path, monkeypatch, set
 def test_unknown_settings_are_named(corpus):
     with pytest.raises(ValueError, match="settings must be one of"):
         experiments.run_protocol(corpus, architectures=["Stacked-NoAtt"], settings="fast")
+
+
+# ---- the command line: errors before any work, in one line --------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--speakers", "0"], "--speakers must be >= 2, got 0"),
+    (["--speakers", "1"], "--speakers must be >= 2, got 1"),
+    (["--recordings-per-speaker", "0"], "--recordings-per-speaker must be >= 1, got 0"),
+    (["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    (["--n-jobs", "0"], "--n-jobs must not be 0"),
+    (["--au", "AU99"], "argument --au: invalid choice: 'AU99'"),
+    (["--feature-set", "MFCC"], "argument --feature-set: invalid choice: 'MFCC'"),
+    (["--architectures", "Stacked"], "argument --architectures: invalid choice: 'Stacked'"),
+    (["--settings", "fast"], "argument --settings: invalid choice: 'fast'"),
+])
+def test_cli_rejects_bad_values_before_any_work(args, message, capsys, monkeypatch):
+    import sklearn_s2au.datasets as datasets
+
+    def fail(*a, **k):
+        raise AssertionError("the corpus was generated before the arguments were checked")
+
+    monkeypatch.setattr(datasets, "make_speech_au_corpus", fail)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["table1", "--no-figures", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_data_errors_are_one_line(tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    pd.DataFrame({"file": ["a.wav"], "au_file": ["a.csv"]}).to_csv(manifest, index=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["table1", "--manifest", str(manifest), "--no-figures", "-q"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m sklearn_s2au table1: error: ")
+    assert "lacks the column(s) ['speaker']" in err and len(err.splitlines()) == 1
+
+
+def test_cli_manifest_reads_only_the_aus_of_the_command(tmp_path):
+    # OpenFace CSVs with AU12 and AU17 only: table1 --au AU17 must not ask for AU01
+    corpus = make_speech_au_corpus(n_speakers=3, recordings_per_speaker=2, random_state=0)
+    manifest = corpus.to_wav(tmp_path / "corpus")
+    for au_file in pd.read_csv(manifest)["au_file"]:
+        path = manifest.parent / au_file
+        table = pd.read_csv(path)
+        keep = [c for c in table.columns if not c.startswith("AU") or c[:4] in ("AU12", "AU17")]
+        table[keep].to_csv(path, index=False)
+    out = tmp_path / "res"
+    assert main(["table1", "--manifest", str(manifest), "--au", "AU17", "--epochs", "1",
+                 "--feature-set", "eGeMAPSv02", "--architectures", "Stacked-NoAtt",
+                 "--n-jobs", "1", "--out", str(out), "-q"]) == 0
+    tidy = pd.read_csv(out / "table1.csv")
+    assert set(tidy.au) == {"AU17"} and len(tidy) == 2 * 4 * 3     # SVM + network
+    # the figures show what ran: AU17, eGeMAPS, Stacked-NoAtt (no attention layer)
+    assert sorted(p.name for p in (out / "figures").iterdir()) == [
+        "table1_timeline.png", "table1_uar.png"]
+    assert main(["table2", "--manifest", str(manifest), "--aus", "AU12", "--epochs", "1",
+                 "--feature-sets", "eGeMAPSv02", "--no-svm", "--no-figures",
+                 "--n-jobs", "1", "--out", str(out), "-q"]) == 0
+    assert set(pd.read_csv(out / "table2.csv").au) == {"AU12"}
