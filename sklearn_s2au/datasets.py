@@ -1098,6 +1098,20 @@ def read_openface_csv(path, frame_rate=25, n_frames=None, aus=None, *, tolerance
     values = table[[available[a] for a in wanted]].to_numpy(dtype=float)
     if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
         raise ValueError(f"{name}: timestamps must be finite and increasing.")
+    repeated = np.flatnonzero(np.diff(times) == 0)
+    if repeated.size:
+        raise ValueError(f"{name}: timestamp {times[repeated[0]]:g} s appears more than once "
+                         f"(rows {repeated[0]} and {repeated[0] + 1}, 0-based, and "
+                         f"{repeated.size - 1} more); each video frame must have one row "
+                         f"(several faces? keep one face_id).")
+    finite = np.isfinite(values)
+    outside = finite & ((values < 0) | (values > 5))
+    if outside.any():
+        row, col = map(int, np.argwhere(outside)[0])
+        raise ValueError(f"{name}: {available[wanted[col]]} is {values[row, col]:g} at row "
+                         f"{row} (timestamp {times[row]:g} s); OpenFace AU intensities lie "
+                         f"in 0..5 ({int(outside.sum())} value(s) outside). Is this column "
+                         f"an intensity?")
     ok = np.ones(len(table), dtype=bool)
     if "success" in table.columns:
         ok = table["success"].to_numpy() != 0
@@ -1187,6 +1201,14 @@ def load_manifest(path, frame_rate=25, *, aus=None, phase_params=None, tolerance
         rows = [int(i) for i in np.flatnonzero(empty.to_numpy())]
         raise ValueError(f"{path}: row(s) {rows} (0-based, excluding the header) have no "
                          f"speaker; every recording needs one for leave-one-speaker-out.")
+    for column in ("file", "au_file"):
+        twice = manifest[column].astype(str).str.strip().duplicated(keep=False).to_numpy()
+        if twice.any():
+            rows = [int(i) for i in np.flatnonzero(twice)]
+            raise ValueError(f"{path}: {column} {str(manifest[column].iloc[rows[0]]).strip()!r}"
+                             f" is listed in rows {rows} (0-based, excluding the header); "
+                             f"each recording must appear once, or it would be counted "
+                             f"twice.")
     aus = list(AUS) if aus is None else [au_name(a) for a in aus]
     phase_params = dict(phase_params or {})
     au_phases(np.zeros(1), **phase_params)

@@ -629,6 +629,29 @@ def _openface_too_long(ctx):
     return read_openface_csv(path, n_frames=13)
 
 
+def _duplicated_manifest_row(ctx):
+    path = write_manifest(ctx.tmp_path, [None, None])
+    table = pd.read_csv(path)
+    pd.concat([table, table.iloc[[0]]]).to_csv(path, index=False)
+    return load_manifest(path)
+
+
+def _openface_intensity_outside(ctx):
+    au17 = np.linspace(0, 3, 13)
+    au17[3] = 7.5
+    write_openface(ctx.tmp_path / "odd.csv", 13, au17=au17)
+    return read_openface_csv(ctx.tmp_path / "odd.csv")
+
+
+def _openface_repeated_timestamp(ctx):
+    path = ctx.tmp_path / "twice.csv"
+    write_openface(path, 13)
+    table = pd.read_csv(path)
+    table.loc[3, "timestamp"] = table.loc[2, "timestamp"]
+    table.to_csv(path, index=False)
+    return read_openface_csv(path)
+
+
 LOADER_ROWS = [
     row("manifest-row-with-empty-au_file",
         lambda ctx: load_manifest(write_manifest(ctx.tmp_path, [None, ""])),
@@ -644,6 +667,15 @@ LOADER_ROWS = [
         Raises(ValueError, r"au\.csv: not a CSV text file .*never unpickle")),
     row("empty-csv", lambda ctx: read_openface_csv(_write_bytes(ctx, "e.csv", b"")),
         Raises(ValueError, r"e\.csv: the file is empty")),
+    row("manifest-with-a-duplicated-row", _duplicated_manifest_row,
+        Raises(ValueError, r"manifest\.csv: file 'rec0\.wav' is listed in rows \[0, 2\].*"
+                           r"counted twice")),
+    row("openface-intensity-outside-0-5", _openface_intensity_outside,
+        Raises(ValueError, r"odd\.csv: AU17_r is 7\.5 at row 3 \(timestamp 0\.12 s\); "
+                           r"OpenFace AU intensities lie in 0\.\.5")),
+    row("openface-duplicated-timestamps", _openface_repeated_timestamp,
+        Raises(ValueError, r"twice\.csv: timestamp 0\.08 s appears more than once \(rows 2 "
+                           r"and 3")),
     row("openface-track-longer-than-recording", _openface_too_long,
         Raises(ValueError, r"long\.csv: the AU track lasts 2\.000 s but the recording "
                            r"0\.520 s")),
