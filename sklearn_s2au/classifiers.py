@@ -503,6 +503,13 @@ def _torch_threads(n_threads):
             torch.set_num_threads(previous)
 
 
+def _seed(random_state):
+    """An int seed from ``random_state`` (an int is used as it is)."""
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(2 ** 31 - 1))
+
+
 def _check_batch(X, step):
     if not isinstance(X, SequenceBatch):
         raise TypeError(
@@ -603,10 +610,15 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
     # ---- skorch hooks -----------------------------------------------------------------
 
     def initialize_module(self):
-        """Build the module with n_features, the model layout and per-model seeds."""
+        """Build the module with n_features, the model layout and per-model seeds.
+
+        ``fit`` takes the sizes from the data. Without data (``initialize()`` before
+        ``load_params``), they come from ``module__n_features`` and the number of
+        targets from ``module__n_models`` (``multi_target="independent"``) or
+        ``module__n_outputs`` (``"shared"``), default 1.
+        """
         if not hasattr(self, "n_features_in_"):
-            raise RuntimeError(f"{type(self).__name__}: call fit(X, y) to build the network; "
-                               f"its input size comes from X.")
+            self._sizes_from_params()
         kwargs = self.get_params_for("module")
         given = kwargs.get("n_features")
         if given is not None and given != self.n_features_in_:
@@ -617,6 +629,29 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
                       seeds=self._seeds(n_models))
         self.module_ = self.initialized_instance(self.module, kwargs)
         return self
+
+    def _sizes_from_params(self):
+        """What fit would set, from module__* parameters (the no-data initialize route)."""
+        kwargs = self.get_params_for("module")
+        name = type(self).__name__
+        n_features = kwargs.get("n_features")
+        if n_features is None:
+            raise RuntimeError(
+                f"{name}: the network's input size is unknown. Call fit(X, y), or, to "
+                f"initialize() a net without data (e.g. before load_params), set "
+                f"module__n_features (and module__n_models for several targets).")
+        self._check_params()
+        key = "n_models" if self.multi_target == "independent" else "n_outputs"
+        n_targets = kwargs.get(key, 1)
+        for label, value in (("module__n_features", n_features), (f"module__{key}", n_targets)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name}: {label} must be a positive integer, got "
+                                 f"{value!r}.")
+        self.n_features_in_ = int(n_features)
+        self.n_targets_ = int(n_targets)
+        self.y_ndim_ = 1 if self.n_targets_ == 1 else 2
+        self.classes_ = np.array([0, 1])
+        self.random_seed_ = _seed(self.random_state)
 
     def get_iterator(self, dataset, training=False):
         if not training:
@@ -760,8 +795,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         self.y_ndim_ = labels.ndim - 1
         self.n_targets_ = 1 if labels.ndim == 2 else labels.shape[-1]
         self.classes_ = np.array([0, 1])
-        self.random_seed_ = int(check_random_state(self.random_state).randint(2 ** 31 - 1)) \
-            if not isinstance(self.random_state, numbers.Integral) else int(self.random_state)
+        self.random_seed_ = _seed(self.random_state)
         return X
 
     def fit(self, X, y, **fit_params):

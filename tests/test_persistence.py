@@ -148,20 +148,34 @@ def _safetensors_header(path):
     return json.loads(raw[8:8 + length])
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-    "classifiers.py: _SequenceClassifier.initialize_module needs n_features_in_, which "
-    "only fit sets (and predict needs n_targets_, y_ndim_, random_seed_ from fit), so a "
-    "freshly constructed net cannot be initialize()d to receive load_params: "
-    "RuntimeError 'call fit(X, y) to build the network'. module__n_features does not "
-    "help (the check runs first). skorch's documented save/load route therefore fails; "
-    "it works once those attributes are restored (next test)."))
 @pytest.mark.parametrize("cls", [StackedIntraAttClassifier, EncInterAttDecClassifier])
 def test_safetensors_into_a_freshly_initialized_net(data, tmp_path, cls):
     pytest.importorskip("safetensors")
     batch, _, net = _fitted_net(cls, data)
     path = tmp_path / "weights.safetensors"
     net.save_params(f_params=path, use_safetensors=True)
-    fresh = cls(**TINY)
+    # skorch's route: a new net with the same parameters, initialize(), load_params;
+    # the input size (and the number of targets, here 1) are module parameters
+    fresh = cls(**TINY, module__n_features=batch.n_features)
+    fresh.initialize()
+    fresh.load_params(f_params=path, use_safetensors=True)
+    _same(fresh.predict_proba(batch), net.predict_proba(batch))
+    with pytest.raises(RuntimeError, match="set module__n_features"):
+        cls(**TINY).initialize()
+    with pytest.raises(ValueError, match="module__n_features must be a positive integer"):
+        cls(**TINY, module__n_features=0).initialize()
+
+
+def test_safetensors_into_a_fresh_net_with_several_targets(data, tmp_path):
+    pytest.importorskip("safetensors")
+    X, y = data
+    batch = Pipeline(_front() + [("pad", SequencePadder(max_len=10))]).fit_transform(X)
+    y2 = [np.c_[labels, 1 - labels] for labels in y]
+    net = EncInterAttDecClassifier(**TINY).fit(batch, y2)
+    path = tmp_path / "weights.safetensors"
+    net.save_params(f_params=path, use_safetensors=True)
+    fresh = EncInterAttDecClassifier(**TINY, module__n_features=batch.n_features,
+                                     module__n_models=2)
     fresh.initialize()
     fresh.load_params(f_params=path, use_safetensors=True)
     _same(fresh.predict_proba(batch), net.predict_proba(batch))
