@@ -56,6 +56,9 @@ def _parser():
         p.add_argument("--cache", type=Path, default=None,
                        help="feature cache folder (default: OUT/cache)")
         p.add_argument("--no-svm", action="store_true", help="skip the SVM baseline")
+        p.add_argument("--fresh", action="store_true",
+                       help="recompute every fit; by default the fits a killed run with the "
+                            "same --out already finished (OUT/fits) are read back")
         p.add_argument("--no-figures", action="store_true", help="skip the figures")
         p.add_argument("--random-state", type=int, default=0,
                        help="seed of the demo corpus and of the networks (default 0)")
@@ -230,8 +233,12 @@ def _run(args):
     corpus = _load_corpus(args)
     demo = args.manifest is None
     cache = args.cache or (args.out / "cache")
+    checkpoint = args.out / "fits"
+    if args.fresh and checkpoint.is_dir():
+        for path in checkpoint.glob("fit_*.csv"):
+            path.unlink()
     common = dict(max_epochs=args.epochs, n_jobs=args.n_jobs, memory=cache,
-                  settings=args.settings,
+                  settings=args.settings, checkpoint=checkpoint,
                   random_state=args.random_state, verbose=0 if args.quiet else 1,
                   svm=not args.no_svm)
     start = time.perf_counter()

@@ -11,6 +11,7 @@ scales them out to a cluster.
 """
 
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Memory, Parallel, delayed
+from joblib import hash as joblib_hash
 from sklearn.base import clone
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.pipeline import Pipeline
@@ -154,7 +156,8 @@ def _selected_epochs(clf, n_targets):
 def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FEATURE_SETS,
                  aus=AUS, phases=PHASES, svm=True, max_epochs=None, max_len=100,
                  network_params=None, svm_params=None, settings="default", targets_per_fit=8,
-                 frame_rate=25, memory=None, n_jobs=None, random_state=0, verbose=1):
+                 frame_rate=25, memory=None, checkpoint=None, n_jobs=None, random_state=0,
+                 verbose=1):
     """Leave-one-speaker-out evaluation of architectures × feature sets × AU sub-classes.
 
     Parameters
@@ -190,6 +193,15 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     frame_rate : float, default=25
     memory : str, Path, joblib.Memory or None
         Feature cache.
+    checkpoint : str, Path or None
+        Folder where the rows of every finished fit are written as soon as it completes
+        (one small CSV per fit, written atomically). A later call with the same
+        checkpoint folder reads the fits already done instead of repeating them, so a
+        protocol that was killed resumes where it stopped and returns the same table as
+        an uninterrupted run (except for the ``seconds`` column of the resumed fits).
+        A fit is identified by everything it depends on (estimator parameters,
+        features, labels, train and test recordings), so a changed setting is
+        recomputed, never mixed up.
     n_jobs : int or None
         Folds in parallel (joblib; honours ``joblib.parallel_backend("dask")``).
     random_state : int, default=0
@@ -230,22 +242,37 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
                          f"{targets_per_fit!r}.")
     groups = [np.arange(i, min(i + targets_per_fit, len(target_names)))
               for i in range(0, len(target_names), targets_per_fit)]
-    tasks = []
+    store = None if checkpoint is None else _FitStore(checkpoint)
+    tasks, rows, n_fits = [], [], 0
     for feature_set in feature_sets:
         frames = extract_features(corpus.X, feature_set, frame_rate=frame_rate,
                                   memory=memory, n_jobs=n_jobs)
+        frames_key = None if store is None else joblib_hash(frames)
         for name, estimator in models:
             for speaker, train, test in folds:
                 meta = dict(architecture=name, feature_set=feature_set, fold=speaker)
                 for group in groups:
                     y_group = [labels[:, group] for labels in y]
                     names = [target_names[k] for k in group]
-                    tasks.append(delayed(_fit_fold)(frames, y_group, names, train, test,
-                                                    estimator, max_len, meta))
-    rows = []
+                    n_fits += 1
+                    key = None
+                    if store is not None:
+                        key = store.key(frames_key, y_group, names, train, test, estimator,
+                                        max_len, meta)
+                        done = store.read(key)
+                        if done is not None:
+                            rows.extend(done)
+                            continue
+                    tasks.append(delayed(_keyed_fit)(key, frames, y_group, names, train,
+                                                     test, estimator, max_len, meta))
+    if store is not None and n_fits > len(tasks):
+        logger.info("checkpoint %s: %d of %d fits already done", store.folder,
+                    n_fits - len(tasks), n_fits)
     parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     with _progress(len(tasks), verbose) as bar:  # one step per fit
-        for fold_rows in parallel(tasks):
+        for key, fold_rows in parallel(tasks):
+            if store is not None:
+                store.write(key, fold_rows)
             rows.extend(fold_rows)
             bar.update(1)
     columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "classes",
@@ -256,6 +283,57 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     results = results.sort_values(["_order", "feature_set", "au", "phase", "fold"],
                                   kind="stable").drop(columns="_order")
     return results.reset_index(drop=True)
+
+
+def _keyed_fit(key, *args):
+    return key, _fit_fold(*args)
+
+
+class _FitStore:
+    """Finished fits of a protocol, one CSV each, named by a hash of their inputs."""
+
+    columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "classes",
+               "epochs", "seconds"]
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key(frames_key, y, names, train, test, estimator, max_len, meta):
+        params = sorted((k, repr(v)) for k, v in estimator.get_params(deep=False).items())
+        from . import __version__
+
+        return joblib_hash((__version__, frames_key, [np.asarray(a) for a in y], list(names),
+                            np.asarray(train), np.asarray(test), type(estimator).__name__,
+                            params, int(max_len), sorted(meta.items(), key=str)))
+
+    def _path(self, key):
+        return self.folder / f"fit_{key}.csv"
+
+    def read(self, key):
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        table = pd.read_csv(path, dtype={"fold": str})
+        return table.to_dict("records")
+
+    def write(self, key, rows):
+        _atomic_write(self._path(key),
+                      lambda tmp: pd.DataFrame(rows, columns=self.columns).to_csv(
+                          tmp, index=False))
+
+
+def _atomic_write(path, write):
+    """``write(tmp_path)``, then rename onto ``path``: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 class _NoBar:
@@ -371,9 +449,10 @@ def write_results(results, out_dir, name):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.csv"]
-    results.to_csv(paths[0], index=False)
+    _atomic_write(paths[0], lambda tmp: results.to_csv(tmp, index=False))
     try:
-        results.to_parquet(out_dir / f"{name}.parquet", index=False)
+        _atomic_write(out_dir / f"{name}.parquet",
+                      lambda tmp: results.to_parquet(tmp, index=False))
         paths.append(out_dir / f"{name}.parquet")
     except ImportError:
         logger.info("pyarrow not installed; wrote CSV only")

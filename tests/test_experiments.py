@@ -232,3 +232,45 @@ def test_cli_manifest_reads_only_the_aus_of_the_command(tmp_path):
                  "--feature-sets", "eGeMAPSv02", "--no-svm", "--no-figures",
                  "--n-jobs", "1", "--out", str(out), "-q"]) == 0
     assert set(pd.read_csv(out / "table2.csv").au) == {"AU12"}
+
+
+# ---- a protocol that survives being killed -----------------------------------------
+
+def test_killed_protocol_resumes_to_the_same_table(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out, quiet=True):
+        return [sys.executable, "-m", "sklearn_s2au", "table1", "--corpus", "demo",
+                "--speakers", "3", "--recordings-per-speaker", "2", "--epochs", "3",
+                "--feature-set", "eGeMAPSv02", "--architectures", "Stacked-NoAtt",
+                "Enc-InterAtt-Dec", "--n-jobs", "1", "--no-figures", "--out",
+                str(out)] + (["-q"] if quiet else [])
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    reference = tmp_path / "reference"
+    subprocess.run(command(reference), check=True, env=env, capture_output=True)
+    n_fits = len(list((reference / "fits").glob("fit_*.csv")))
+    assert n_fits == 3 * 3                   # 2 networks and the SVM x 3 folds
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((killed / "fits").glob("fit_*.csv"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((killed / "fits").glob("fit_*.csv")))
+    assert 2 <= done < n_fits, done           # killed part-way
+    assert not (killed / "table1.csv").exists()
+    assert not list((killed / "fits").glob(".*.tmp"))       # no half-written file left
+    resumed = subprocess.run(command(killed, quiet=False), check=True, env=env,
+                             capture_output=True, text=True)
+    assert f"{done} of {n_fits} fits already done" in resumed.stderr + resumed.stdout
+    a = pd.read_csv(reference / "table1.csv").drop(columns="seconds")
+    b = pd.read_csv(killed / "table1.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(a, b)
