@@ -55,8 +55,11 @@ def test_cross_validate_on_dask_equals_local_run(client, corpus):
                      ("clf", FrameClassifier(LinearSVC(class_weight="balanced")))])
     local = cross_validate(pipe, X, y, groups=X["speaker"], cv=LeaveOneGroupOut(),
                            scoring=uar_scorer)
-    with joblib.parallel_backend("dask"):
+    with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
         remote = cross_validate(pipe, X, y, groups=X["speaker"], cv=LeaveOneGroupOut(),
                                 scoring=uar_scorer, n_jobs=2)
     np.testing.assert_allclose(local["test_score"], remote["test_score"])
-    assert (local["test_score"] > 0).all()
+    assert len(local["test_score"]) == X["speaker"].nunique()
+    # the folds ran on the cluster's workers
+    assert len(stream.data) >= X["speaker"].nunique()
+    assert {task["worker"] for task in stream.data} <= set(client.scheduler_info()["workers"])

@@ -146,11 +146,17 @@ def test_other_sampling_rate():
         assert c.X["sampling_rate"].iloc[0] == 22050
 
 
-@pytest.mark.parametrize("kwargs", [dict(n_speakers=0), dict(recordings_per_speaker=1.5),
-                                    dict(sampling_rate=4000), dict(random_state="x"),
-                                    dict(min_duration=3.0, max_duration=2.0)])
-def test_bad_arguments(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_speakers=0), r"n_speakers must be an integer >= 1, got 0"),
+    (dict(recordings_per_speaker=1.5), r"recordings_per_speaker must be an integer >= 1, "
+                                       r"got 1\.5"),
+    (dict(sampling_rate=4000), r"sampling_rate must be an integer >= 8000, got 4000"),
+    (dict(random_state="x"), r"random_state must be None, an int, .* got 'x'"),
+    (dict(min_duration=3.0, max_duration=2.0), r"need 0 < min_duration <= max_duration, "
+                                               r"got 3\.0 and 2\.0"),
+])
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         make_speech_au_corpus(**kwargs)
 
 

@@ -137,11 +137,15 @@ def test_nan_is_an_error_naming_curve_and_frame():
         au_phases([np.zeros(3), np.array([0, 1, np.nan, 1])])
 
 
-@pytest.mark.parametrize("params", [dict(threshold=np.nan), dict(min_change=-1),
-                                    dict(min_fall_frames=0), dict(max_hold=1.5),
-                                    dict(smooth=0)])
-def test_bad_parameters(params):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("params, message", [
+    (dict(threshold=np.nan), r"threshold must be a finite number, got nan"),
+    (dict(min_change=-1), r"min_change and plateau_tolerance must be >= 0, got -1"),
+    (dict(min_fall_frames=0), r"min_fall_frames must be an integer >= 1, got 0"),
+    (dict(max_hold=1.5), r"max_hold must be an integer >= 0, got 1\.5"),
+    (dict(smooth=0), r"smooth must be an integer >= 1, got 0"),
+])
+def test_bad_parameters(params, message):
+    with pytest.raises(ValueError, match=message):
         au_phases(np.zeros(3), **params)
 
 
