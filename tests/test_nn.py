@@ -497,3 +497,47 @@ def test_compiled_loops_leave_floating_point_state_alone():
     if out[0] != "True":
         pytest.skip("no C compiler: the compiled loops are unavailable")
     assert out[1:] == ["True", "True", "True"], out
+
+
+@pytest.mark.parametrize("mode", ["attention", "attention+prior", "attention+aligned+prior",
+                                  "aligned"])
+def test_fused_decoder_matches_an_independent_per_sequence_reference(mode, backend):
+    """Equations (5)-(10) written out for one sequence at a time, in plain float64."""
+    run, inputs = _decoder_inputs(mode)
+    logits, states = (t.detach() for t in run(True, *inputs))
+    s0, w_y, u_rz, u_p, u_o = (t.detach().numpy() for t in inputs[:5])
+    names = []
+    if "attention" in mode:
+        names = ["enc", "keys", "w_a", "v_a", "w_c"] + ([] if "aligned" in mode else ["b_c"])
+    if "aligned" in mode:
+        names.append("ctx_all")
+    extra = {n: t.detach().numpy() for n, t in zip(names, inputs[5:])}
+    k_models, b_size, h = s0.shape
+    t_len = logits.shape[2]
+    lengths = [t_len, t_len - 2, 1][:b_size]
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    for k in range(k_models):
+        for b, n in enumerate(lengths):
+            s, y = s0[k, b], np.zeros(w_y.shape[1])
+            for j in range(n):
+                if "attention" in mode:
+                    e = np.array([extra["v_a"][k] @ np.tanh(extra["keys"][k, b, t]
+                                                            + s @ extra["w_a"][k])
+                                  for t in range(n)])
+                    if "prior" in mode:
+                        e = e - (np.arange(n) - j) ** 2 / 4.0
+                    alpha = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+                    c = alpha @ extra["enc"][k, b, :n]
+                    pre = c @ extra["w_c"][k] + (extra["ctx_all"][k, b, j] if "aligned" in mode
+                                                 else extra["b_c"][k])
+                else:
+                    pre = extra["ctx_all"][k, b, j].copy()
+                pre = pre + y @ w_y[k]
+                r = sig(pre[:h] + s @ u_rz[k][:, :h])
+                z = sig(pre[h:2 * h] + s @ u_rz[k][:, h:])
+                p = np.tanh(pre[2 * h:3 * h] + (r * s) @ u_p[k])
+                s = (1 - z) * s + z * p
+                logit = pre[3 * h:] + s @ u_o[k]
+                y = sig(logit)
+                np.testing.assert_allclose(logits[k, b, j].numpy(), logit, atol=1e-10)
+                np.testing.assert_allclose(states[k, b, j].numpy(), s, atol=1e-10)
