@@ -274,3 +274,68 @@ def test_killed_protocol_resumes_to_the_same_table(tmp_path):
     a = pd.read_csv(reference / "table1.csv").drop(columns="seconds")
     b = pd.read_csv(killed / "table1.csv").drop(columns="seconds")
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_held_out_speaker_data_cannot_reach_its_own_fold(corpus, monkeypatch):
+    """Data-based leakage check: perturb the held-out speaker's features and labels;
+    the models of its fold (network weights, SVM coefficients) must not change, while
+    the folds that train on that speaker do change (the perturbation is real)."""
+    from sklearn_s2au import baselines, classifiers
+
+    held_out = "spk02"
+    fitted = {}
+    net_fit = classifiers._SequenceClassifier.fit
+    svm_fit = baselines.FrameClassifier.fit
+    split = classifiers._SequenceClassifier._split_recordings
+
+    def spy_net(self, X, y, **kw):
+        out = net_fit(self, X, y, **kw)
+        fitted[("net", frozenset(X.speaker))] = [
+            t.clone() for t in self.module_.state_dict().values()]
+        return out
+
+    def spy_svm(self, X, y):
+        out = svm_fit(self, X, y)
+        fitted[("svm", frozenset(X["speaker"]))] = [e.coef_.copy() for e in self.estimators_]
+        return out
+
+    def spy_split(self, X):
+        train, valid = split(self, X)
+        assert valid is not None and not set(train) & set(valid)
+        speakers = X.recording_speakers()
+        assert not set(speakers[train]) & set(speakers[valid])   # by speaker, too
+        return train, valid
+
+    monkeypatch.setattr(classifiers._SequenceClassifier, "fit", spy_net)
+    monkeypatch.setattr(baselines.FrameClassifier, "fit", spy_svm)
+    monkeypatch.setattr(classifiers._SequenceClassifier, "_split_recordings", spy_split)
+    kwargs = dict(architectures=["Enc-InterAtt-Dec"], feature_sets=["eGeMAPSv02"],
+                  aus=["AU17"], svm=True, max_epochs=2, network_params=TINY_NET,
+                  n_jobs=1, verbose=0)
+    experiments.run_protocol(corpus, **kwargs)
+    clean = dict(fitted)
+    fitted.clear()
+
+    mine = (corpus.X["speaker"] == held_out).to_numpy()
+    extract, stack = experiments.extract_features, experiments._stack_targets
+
+    def perturbed_features(*args, **kw):
+        frames = extract(*args, **kw).copy()
+        rng = np.random.RandomState(0)
+        frames["features"] = [rng.randn(*f.shape).astype(f.dtype) * 10 if m else f
+                              for f, m in zip(frames["features"], mine)]
+        return frames
+
+    def perturbed_labels(*args, **kw):
+        y, names = stack(*args, **kw)
+        return [1 - lab if m else lab for lab, m in zip(y, mine)], names
+
+    monkeypatch.setattr(experiments, "extract_features", perturbed_features)
+    monkeypatch.setattr(experiments, "_stack_targets", perturbed_labels)
+    experiments.run_protocol(corpus, **kwargs)
+    everyone = frozenset(corpus.X["speaker"])
+    assert set(clean) == set(fitted) and len(clean) == 2 * len(everyone)
+    for key, before in clean.items():
+        same = all(np.array_equal(np.asarray(a), np.asarray(b))
+                   for a, b in zip(before, fitted[key]))
+        assert same == (held_out not in key[1]), key
