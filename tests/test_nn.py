@@ -437,11 +437,21 @@ def test_dropout_is_drawn_per_model():
     assert not torch.allclose(out[..., 0], out[..., 1])
 
 
-def test_weights_numpy_float64_roundtrip():
-    # modules work in double precision as well (used by the gradient checks)
-    net = _net("Enc-InterAtt-Dec-IntraAtt pa=15").double().eval()
-    out = net(torch.randn(4, 9, 5, dtype=torch.float64), LENGTHS)
-    assert out.dtype == torch.float64 and np.isfinite(out.detach().numpy()).all()
+def test_weights_float64_round_trip():
+    # modules work in double precision as well (used by the gradient checks), and
+    # float32 -> float64 -> float32 weights give back the float32 network
+    net = _net("Enc-InterAtt-Dec-IntraAtt pa=15").eval()
+    x = torch.randn(4, 9, 5)
+    out32 = net(x, LENGTHS)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    out64 = net.double()(x.double(), LENGTHS)
+    assert out64.dtype == torch.float64
+    real = length_mask(LENGTHS, 9)[..., None]
+    torch.testing.assert_close((out64 * real).float(), out32 * real, atol=1e-4, rtol=1e-4)
+    net.float()
+    for k, v in net.state_dict().items():
+        assert v.dtype == state[k].dtype and torch.equal(v, state[k]), k
+    torch.testing.assert_close(net(x, LENGTHS), out32)
 
 
 @pytest.mark.parametrize("net_cls, kwargs", [

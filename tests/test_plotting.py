@@ -12,12 +12,19 @@ from sklearn_s2au.plotting import plot_attention, plot_timeline, plot_uar  # noq
 
 
 def test_plot_uar_bars_are_mean_uar_over_folds_in_percent():
-    results = pd.DataFrame(dict(au=["AU17"] * 4, phase=["onset", "onset", "apex", "apex"],
-                                fold=["a", "b", "a", "b"], uar=[0.6, 0.8, 0.5, 0.9]))
+    results = pd.DataFrame(dict(au=["AU17"] * 4 + ["AU12"] * 2,
+                                phase=["onset", "onset", "apex", "apex", "onset", "apex"],
+                                fold=["a", "b", "a", "b", "a", "a"],
+                                uar=[0.6, 0.8, 0.5, 0.7, 0.9, 0.55]))
     ax = plot_uar(results)
-    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
-    assert heights == [70.0, 70.0]          # onset mean(60, 80), apex mean(50, 90)
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["AU17"]
+    # bars in plot order: onset of AU12, AU17, then apex of AU12, AU17 (paper order of
+    # the sub-classes, AUs sorted), each at its group's position
+    heights = [round(p.get_height(), 6) for p in ax.patches]
+    assert heights == [90.0, 70.0, 55.0, 60.0]
+    centres = [round(p.get_x() + p.get_width() / 2, 6) for p in ax.patches]
+    assert centres == [-0.2, 0.8, 0.2, 1.2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["AU12", "AU17"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["onset", "apex"]
     assert ax.get_ylim() == (0, 100)
 
 
