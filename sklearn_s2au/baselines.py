@@ -67,6 +67,22 @@ def _split_recordings(flat, n_frames):
     return out
 
 
+def _non_finite_attributes(estimator):
+    """Names of the fitted float array attributes (``coef_``...) holding inf or NaN."""
+    if hasattr(estimator, "steps"):                     # a Pipeline: its final step
+        estimator = estimator.steps[-1][1]
+    bad = []
+    for name in ("coef_", "intercept_", "dual_coef_", "coefs_", "intercepts_"):
+        value = getattr(estimator, name, None)
+        arrays = value if isinstance(value, list) else [value]
+        for array in arrays:
+            if (isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating)
+                    and not np.isfinite(array).all()):
+                bad.append(name)
+                break
+    return bad
+
+
 def _estimator_type(estimator):
     try:
         return estimator.__sklearn_tags__().estimator_type or "estimator"
@@ -255,6 +271,14 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
             else:
                 est = clone(self.estimator)
             self.estimators_.append(est.fit(design[rows], target[rows]))
+            bad = _non_finite_attributes(est)
+            if bad:
+                where = f"target {k}" if self.outputs_2d_ else "the target"
+                warnings.warn(
+                    f"FrameClassifier: the fitted {type(est).__name__} of {where} has "
+                    f"non-finite values in {bad}; its training diverged and its predictions "
+                    f"are meaningless. Lower its learning rate or step size, or scale the "
+                    f"features (SpeakerNormaliser).", RuntimeWarning, stacklevel=2)
         self.n_outputs_ = flat_y.shape[1]
         self.n_features_in_ = features[0].shape[1]
         self.classes_ = ([e.classes_ for e in self.estimators_] if self.outputs_2d_

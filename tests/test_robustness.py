@@ -537,6 +537,15 @@ def _check_same_predictions(result, ctx):
         np.testing.assert_array_equal(p, q)
 
 
+class _Diverged(LogisticRegression):
+    """A classifier whose training diverged (as an SGD with a huge step can)."""
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        self.coef_[:] = np.nan
+        return self
+
+
 CLASSIFIER_ROWS = [
     row("labels-off-by-one-frame-frame-classifier",
         lambda ctx: FrameClassifier(SVC()).fit(frame_table(), _off_by_one()),
@@ -583,6 +592,11 @@ CLASSIFIER_ROWS = [
         lambda ctx: FrameClassifier(Ridge()).fit(frame_table(), labels_for(frame_table())),
         Raises(TypeError, r"estimator must be a classifier .*got the Ridge regressor; use "
                           r"e\.g\. SVC")),
+    row("diverged-estimator-in-frame-classifier",
+        lambda ctx: FrameClassifier(_Diverged()).fit(frame_table(), labels_for(frame_table())),
+        Handled(lambda clf, ctx: None, warns=RuntimeWarning,
+                warns_match=r"fitted _Diverged of the target has non-finite values in "
+                            r"\['coef_'\]; its training diverged")),
     row("mixed-label-shapes-network",
         lambda ctx: net_pipeline().fit(frame_table(), [y[:, None] if i == 0 else y for i, y
                                                        in enumerate(labels_for(frame_table()))]),
