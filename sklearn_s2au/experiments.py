@@ -156,8 +156,8 @@ def _selected_epochs(clf, n_targets):
 def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FEATURE_SETS,
                  aus=AUS, phases=PHASES, svm=True, max_epochs=None, max_len=100,
                  network_params=None, svm_params=None, settings="default", targets_per_fit=8,
-                 frame_rate=25, memory=None, checkpoint=None, n_jobs=None, random_state=0,
-                 verbose=1):
+                 frame_rate=25, memory=None, checkpoint=None, retries=2, n_jobs=None,
+                 random_state=0, verbose=1):
     """Leave-one-speaker-out evaluation of architectures × feature sets × AU sub-classes.
 
     Parameters
@@ -202,6 +202,10 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
         A fit is identified by everything it depends on (estimator parameters,
         features, labels, train and test recordings), so a changed setting is
         recomputed, never mixed up.
+    retries : int, default=2
+        When a worker process dies (killed, out of memory, a Dask worker lost), the fits
+        that had not finished run again, up to ``retries`` times; the finished ones are
+        kept. Errors in the fits themselves are raised at once.
     n_jobs : int or None
         Folds in parallel (joblib; honours ``joblib.parallel_backend("dask")``).
     random_state : int, default=0
@@ -255,7 +259,7 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
                     y_group = [labels[:, group] for labels in y]
                     names = [target_names[k] for k in group]
                     n_fits += 1
-                    key = None
+                    key = n_fits
                     if store is not None:
                         key = store.key(frames_key, y_group, names, train, test, estimator,
                                         max_len, meta)
@@ -268,13 +272,26 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     if store is not None and n_fits > len(tasks):
         logger.info("checkpoint %s: %d of %d fits already done", store.folder,
                     n_fits - len(tasks), n_fits)
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     with _progress(len(tasks), verbose) as bar:  # one step per fit
-        for key, fold_rows in parallel(tasks):
-            if store is not None:
-                store.write(key, fold_rows)
-            rows.extend(fold_rows)
-            bar.update(1)
+        for attempt in range(retries + 1):
+            finished = set()
+            try:
+                parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+                for key, fold_rows in parallel(tasks):
+                    if store is not None:
+                        store.write(key, fold_rows)
+                    rows.extend(fold_rows)
+                    finished.add(key)
+                    bar.update(1)
+                break
+            except _worker_errors() as exc:
+                # a worker process died (killed, out of memory, a lost Dask worker): the
+                # fits that finished are kept, the others run again
+                tasks = [task for task in tasks if task[1][0] not in finished]
+                if attempt == retries:
+                    raise
+                logger.warning("a worker was lost (%s: %s); retrying the %d unfinished "
+                               "fit(s)", type(exc).__name__, exc, len(tasks))
     columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "classes",
                "epochs", "seconds"]
     order = {name: i for i, (name, _) in enumerate(models)}
@@ -283,6 +300,24 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     results = results.sort_values(["_order", "feature_set", "au", "phase", "fold"],
                                   kind="stable").drop(columns="_order")
     return results.reset_index(drop=True)
+
+
+def _worker_errors():
+    """Exceptions that mean a worker was lost, not that a fit failed."""
+    from concurrent.futures import CancelledError
+    from concurrent.futures.process import BrokenProcessPool
+
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    errors = [CancelledError, BrokenProcessPool, TerminatedWorkerError]
+    try:
+        from distributed.client import FutureCancelledError
+        from distributed.scheduler import KilledWorker
+
+        errors += [FutureCancelledError, KilledWorker]
+    except ImportError:  # pragma: no cover - the dask extra is optional
+        pass
+    return tuple(errors)
 
 
 def _keyed_fit(key, *args):

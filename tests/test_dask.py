@@ -63,3 +63,45 @@ def test_cross_validate_on_dask_equals_local_run(client, corpus):
     # the folds ran on the cluster's workers
     assert len(stream.data) >= X["speaker"].nunique()
     assert {task["worker"] for task in stream.data} <= set(client.scheduler_info()["workers"])
+
+
+def test_a_worker_killed_mid_protocol_loses_no_result(corpus, tmp_path):
+    """Dask reschedules the fits of a dead worker; the table equals the local run's."""
+    import os
+    import signal
+    import threading
+    import time
+
+    kwargs = dict(architectures=["Stacked-NoAtt"], feature_sets=["eGeMAPSv02"],
+                  aus=["AU17"], svm=False, max_epochs=4, targets_per_fit=1,
+                  network_params=TINY_NET, verbose=0, random_state=0)
+    local = experiments.run_protocol(corpus, n_jobs=1, **kwargs)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None)
+    client = distributed.Client(cluster)
+    try:
+        pids = client.run(os.getpid)
+        victim = sorted(pids)[0]
+        checkpoint = tmp_path / "fits"
+        killed = []
+
+        def kill_after_first_fit():
+            deadline = time.time() + 120
+            while time.time() < deadline and not list(checkpoint.glob("fit_*.csv")):
+                time.sleep(0.05)
+            os.kill(pids[victim], signal.SIGKILL)
+            killed.append(victim)
+
+        killer = threading.Thread(target=kill_after_first_fit)
+        killer.start()
+        with joblib.parallel_backend("dask"):
+            remote = experiments.run_protocol(corpus, n_jobs=2, checkpoint=checkpoint,
+                                              **kwargs)
+        killer.join()
+    finally:
+        client.close()
+        cluster.close()
+    assert killed                                   # a worker really died mid-run
+    assert len(list(checkpoint.glob("fit_*.csv"))) == len(local) == 3 * 4   # folds x targets
+    pd.testing.assert_frame_equal(local.drop(columns="seconds"),
+                                  remote.drop(columns="seconds"))
