@@ -190,6 +190,10 @@ def _oracle_table(corpus, aus):
     return (100 * oracle).round(1)
 
 
+def _cache(args):
+    return args.cache or (args.out / "cache")
+
+
 def _figures(args, corpus, results, name):
     if args.no_figures:
         return
@@ -210,7 +214,7 @@ def _figures(args, corpus, results, name):
                                       feature_set=feature_set, architecture=architecture,
                                       random_state=args.random_state,
                                       max_epochs=args.epochs, settings=args.settings,
-                                      memory=args.cache or (args.out / "cache"))
+                                      memory=_cache(args))
     for path in paths:
         logger.info("wrote %s", path)
 
@@ -232,7 +236,7 @@ def main(argv=None):
 def _run(args):
     corpus = _load_corpus(args)
     demo = args.manifest is None
-    cache = args.cache or (args.out / "cache")
+    cache = _cache(args)
     checkpoint = args.out / "fits"
     if args.fresh and checkpoint.is_dir():
         for path in checkpoint.glob("fit_*.csv"):

@@ -106,6 +106,11 @@ def _as_float32_features(value, where, step):
                      f"real-valued (n_frames, n_features) array.")
 
 
+def label_shape(tail):
+    """``"(n_frames,)"`` or ``"(n_frames, K)"`` for the shape after the frame axis."""
+    return "(n_frames,)" if not tuple(tail) else f"(n_frames, {tuple(tail)[0]})"
+
+
 def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
     """Validate per-recording labels against the recordings' frame counts.
 
@@ -141,12 +146,11 @@ def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
         if n_targets is None:
             n_targets, first_shape = k, arr.shape[1:]
         elif arr.shape[1:] != first_shape:
-            def describe(shape):
-                return "(n_frames,)" if not shape else f"(n_frames, {shape[0]})"
             raise ValueError(
-                f"{step}: labels of recording {where} have shape {describe(arr.shape[1:])} "
-                f"but those of the first recording {_label(index, 0)} have shape "
-                f"{describe(first_shape)}; give every recording labels of the same shape "
+                f"{step}: labels of recording {where} have shape "
+                f"{label_shape(arr.shape[1:])} but those of the first recording "
+                f"{_label(index, 0)} have shape {label_shape(first_shape)}; give every "
+                f"recording labels of the same shape "
                 f"(reshape 1-column arrays with labels[:, 0], or stack targets with "
                 f"np.stack(..., axis=1)).")
         try:

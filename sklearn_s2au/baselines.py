@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.dummy import DummyClassifier
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
@@ -81,13 +81,6 @@ def _non_finite_attributes(estimator):
                 bad.append(name)
                 break
     return bad
-
-
-def _estimator_type(estimator):
-    try:
-        return estimator.__sklearn_tags__().estimator_type or "estimator"
-    except AttributeError:
-        return getattr(estimator, "_estimator_type", None) or "estimator"
 
 
 class FrameClassifier(ClassifierMixin, BaseEstimator):
@@ -185,8 +178,8 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
         if not is_classifier(self.estimator):
             raise TypeError(f"FrameClassifier: estimator must be a classifier (0/1 labels "
                             f"per frame), got the {type(self.estimator).__name__} "
-                            f"{_estimator_type(self.estimator)}; use e.g. SVC, LinearSVC or "
-                            f"LogisticRegression.")
+                            f"{get_tags(self.estimator).estimator_type or 'estimator'}; "
+                            f"use e.g. SVC, LinearSVC or LogisticRegression.")
         if (isinstance(self.context, bool) or not isinstance(self.context, numbers.Integral)
                 or self.context < 0):
             raise ValueError(f"FrameClassifier: context must be an integer >= 0 (frames on "

@@ -60,6 +60,7 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from torch import nn
 
 from ._sequence import SequenceBatch
+from ._validation import label_shape
 from .nn import EncoderDecoderNet, StackedNet
 from .nn.layers import length_mask
 
@@ -390,7 +391,9 @@ class _TrainScores(Callback):
         self.warned_ = False
 
     def on_epoch_begin(self, net, **kwargs):
-        self.sums_ = None
+        n_models = net.module_.n_models
+        self.sums_ = np.zeros((2, n_models))            # BCE, penalty: batch-size weighted
+        self.running_ = np.zeros(n_models, dtype=bool)
         self.count_ = 0
 
     def on_batch_end(self, net, batch=None, training=False, bce=None, penalty=None,
@@ -398,22 +401,15 @@ class _TrainScores(Callback):
         if not training or bce is None:
             return
         n = len(batch[1])
-        n_models = net.module_.n_models
-        full = np.zeros((2, n_models))
         active = getattr(net.module_, "active_models", None)
         index = slice(None) if active is None else active.cpu().numpy()
-        full[0, index] = bce.cpu().numpy()
-        full[1, index] = penalty.cpu().numpy()
-        if self.sums_ is None:
-            self.sums_ = full * n
-            self.running_ = np.zeros(n_models, dtype=bool)
-        else:
-            self.sums_ += full * n
+        self.sums_[0, index] += n * bce.cpu().numpy()
+        self.sums_[1, index] += n * penalty.cpu().numpy()
         self.running_[index] = True
         self.count_ += n
 
     def on_epoch_end(self, net, **kwargs):
-        if self.sums_ is None:
+        if not self.count_:
             return
         bce, penalty = self.sums_ / self.count_
         running = self.running_
@@ -503,6 +499,11 @@ def _torch_threads(n_threads):
             torch.set_num_threads(previous)
 
 
+def _require_positive_int(label, value, where=""):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{where}{label} must be a positive integer, got {value!r}.")
+
+
 def _seed(random_state):
     """An int seed from ``random_state`` (an int is used as it is)."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
@@ -587,9 +588,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
                              f"{self.class_weight!r}.")
         for name in ("patience", "prev_rounds", "last_top_results", "max_epochs",
                      "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            _require_positive_int(name, getattr(self, name))
         if not 0.0 < float(self.threshold) < 1.0:
             raise ValueError(f"threshold must be a probability in (0, 1), got "
                              f"{self.threshold!r}.")
@@ -644,9 +643,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         key = "n_models" if self.multi_target == "independent" else "n_outputs"
         n_targets = kwargs.get(key, 1)
         for label, value in (("module__n_features", n_features), (f"module__{key}", n_targets)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name}: {label} must be a positive integer, got "
-                                 f"{value!r}.")
+            _require_positive_int(label, value, where=f"{name}: ")
         self.n_features_in_ = int(n_features)
         self.n_targets_ = int(n_targets)
         self.y_ndim_ = 1 if self.n_targets_ == 1 else 2
@@ -857,7 +854,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         labels = X.pad_labels(y)
         n_targets = 1 if labels.ndim == 2 else labels.shape[-1]
         if n_targets != self.n_targets_ or labels.ndim - 1 != self.y_ndim_:
-            shape = "(n_frames,)" if self.y_ndim_ == 1 else f"(n_frames, {self.n_targets_})"
+            shape = label_shape(() if self.y_ndim_ == 1 else (self.n_targets_,))
             raise ValueError(f"partial_fit: y has {n_targets} target(s) per frame "
                              f"(arrays of {labels.ndim - 1} dimension(s)) but {name} was "
                              f"fitted with label arrays of shape {shape}; give labels of "
@@ -1086,10 +1083,9 @@ class EncInterAttDecClassifier(_SequenceClassifier):
     default) and Enc-InterAtt-Dec-IntraAtt (``module__intra_att=("pa", 15)``).
 
     The defaults are the package's, chosen leave-one-speaker-out on generated corpora:
-    Adam lr 1e-3 and batch 16 (the paper: 1e-4 and 32), and a decoder that knows
-    where it is (aligned
-    input and a Gaussian location prior on its attention). The paper's exact settings
-    and decoder are one call away: ``clf.set_params(**paper_settings(clf))``
+    Adam lr 1e-3 and batch 16 (the paper: 1e-4 and 32), and a decoder that knows where
+    it is (aligned input and a Gaussian location prior on its attention). The paper's
+    exact settings and decoder are one call away: ``clf.set_params(**paper_settings(clf))``
     (`paper_settings`, `PAPER_SETTINGS`, `PAPER_DECODER`).
 """ + _CLASS_DOC_COMMON.format(module="EncoderDecoderNet", module_params="""\
     module__inter_att : bool, default=True

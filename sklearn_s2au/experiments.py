@@ -39,6 +39,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SVM_NAME = "SVM (Ringeval 2015)"
+#: Columns of the tidy results, one row per fit, target and fold.
+_RESULT_COLUMNS = ["architecture", "feature_set", "au", "phase", "fold", "uar", "classes",
+                  "epochs", "seconds"]
 FEATURE_SETS = ("ComParE_2016", "eGeMAPSv02")
 
 #: Table I of the paper: AU17, ComParE, UAR % (GEMEP corpus, not the demo corpus).
@@ -96,6 +99,8 @@ def _stack_targets(corpus, aus, phases):
     return bunch.y, list(bunch.target_names)
 
 
+#: The networks' training settings a protocol takes: the package's defaults or the
+#: paper's (:func:`~sklearn_s2au.classifiers.paper_settings`).
 SETTINGS = ("default", "paper")
 
 
@@ -292,10 +297,8 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
                     raise
                 logger.warning("a worker was lost (%s: %s); retrying the %d unfinished "
                                "fit(s)", type(exc).__name__, exc, len(tasks))
-    columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "classes",
-               "epochs", "seconds"]
     order = {name: i for i, (name, _) in enumerate(models)}
-    results = pd.DataFrame(rows, columns=columns)
+    results = pd.DataFrame(rows, columns=_RESULT_COLUMNS)
     results["_order"] = results["architecture"].map(order)
     results = results.sort_values(["_order", "feature_set", "au", "phase", "fold"],
                                   kind="stable").drop(columns="_order")
@@ -327,9 +330,6 @@ def _keyed_fit(key, *args):
 class _FitStore:
     """Finished fits of a protocol, one CSV each, named by a hash of their inputs."""
 
-    columns = ["architecture", "feature_set", "au", "phase", "fold", "uar", "classes",
-               "epochs", "seconds"]
-
     def __init__(self, folder):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -355,7 +355,7 @@ class _FitStore:
 
     def write(self, key, rows):
         _atomic_write(self._path(key),
-                      lambda tmp: pd.DataFrame(rows, columns=self.columns).to_csv(
+                      lambda tmp: pd.DataFrame(rows, columns=_RESULT_COLUMNS).to_csv(
                           tmp, index=False))
 
 

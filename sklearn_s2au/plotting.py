@@ -255,8 +255,8 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
 
     from sklearn.pipeline import Pipeline
 
-    from .classifiers import TABLE1_CONFIGS, paper_settings
-    from .experiments import extract_features
+    from .classifiers import TABLE1_CONFIGS
+    from .experiments import _network, extract_features
     from .preprocessing import SequencePadder, SpeakerNormaliser
 
     out_dir = Path(out_dir)
@@ -275,13 +275,9 @@ def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
     if architecture not in TABLE1_CONFIGS:
         raise ValueError(f"architecture must be one of {list(TABLE1_CONFIGS)}, got "
                          f"{architecture!r}.")
-    cls, config = TABLE1_CONFIGS[architecture]
-    kwargs = paper_settings(cls) if settings == "paper" else {}
-    kwargs.update(config, random_state=random_state)
-    if max_epochs is not None:
-        kwargs["max_epochs"] = max_epochs
+    network = _network(architecture, max_epochs, random_state, None, settings)
     pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
-                     ("clf", cls(**kwargs))])
+                     ("clf", network)])
     pipe.fit(frames[~test], [y for y, t in zip(bunch.y, test) if not t])
     positions = np.flatnonzero(test)
     # the held-out recording where the AU is active longest shows most of its phases
