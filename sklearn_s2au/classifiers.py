@@ -1144,7 +1144,16 @@ PAPER_DECODER = {"module__aligned_input": False, "module__attention_window": Non
 def paper_settings(estimator):
     """Everything that makes ``estimator`` (or its class) train exactly as in the paper.
 
-    `PAPER_SETTINGS`, plus `PAPER_DECODER` for `EncInterAttDecClassifier`.
+    Parameters
+    ----------
+    estimator : estimator instance or class
+        A `StackedIntraAttClassifier` or `EncInterAttDecClassifier`, or either class.
+
+    Returns
+    -------
+    settings : dict
+        `PAPER_SETTINGS`, plus `PAPER_DECODER` for `EncInterAttDecClassifier`: the
+        ``set_params`` arguments of the paper's training (a new dict each call).
 
     Examples
     --------
