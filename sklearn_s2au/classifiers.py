@@ -112,12 +112,21 @@ class _StoppingRule:
 
     def selected_epoch(self):
         """Best epoch (1-based) among the last ``last_top_results``; ties: the latest."""
+        return self.best_epochs(1)[0]
+
+    def best_epochs(self, n):
+        """The ``n`` best epochs (1-based) among the last ``last_top_results``, best first.
+
+        Ties go to the later epoch.
+        """
         window = np.asarray(self.scores[-self.last_top_results:], dtype=float)
         if self.lower_is_better:
             window = -window
         window = np.where(np.isnan(window), -np.inf, window)
-        best = len(window) - 1 - int(np.argmax(window[::-1]))
-        return len(self.scores) - len(window) + best + 1
+        first = len(self.scores) - len(window) + 1
+        # stable sort of the reversed window: among equal scores the later epoch first
+        order = np.argsort(-window[::-1], kind="stable")[:n]
+        return [first + len(window) - 1 - int(i) for i in order]
 
 
 def paper_early_stopping(scores, *, patience=5, prev_rounds=15, last_top_results=10,
@@ -192,15 +201,21 @@ class PaperEarlyStopping(Callback):
     prev_rounds : int, default=15
     last_top_results : int, default=10
     lower_is_better : bool, default=False
+    average_epochs : int, default=1
+        How many of the best epochs among the last ``last_top_results`` give the kept
+        weights: 1 keeps the selected epoch's weights (the paper); more average the
+        weights (and batch-norm statistics) of that many best epochs, as in stochastic
+        weight averaging (Izmailov et al., 2018). ``selected_epochs_`` is the best one.
     """
 
     def __init__(self, monitor="valid_uar", patience=5, prev_rounds=15, last_top_results=10,
-                 lower_is_better=False):
+                 lower_is_better=False, average_epochs=1):
         self.monitor = monitor
         self.patience = patience
         self.prev_rounds = prev_rounds
         self.last_top_results = last_top_results
         self.lower_is_better = lower_is_better
+        self.average_epochs = average_epochs
 
     def initialize(self):
         self.rules_ = None
@@ -247,9 +262,15 @@ class PaperEarlyStopping(Callback):
                                              if k not in self.frozen_])
 
     def _select(self, k, rule):
-        epoch = rule.selected_epoch() + self.offset_
-        snapshot = next(s for e, s in self.snapshots_ if e == epoch)
-        self.selected_[k] = (epoch, {name: t[k].clone() for name, t in snapshot.items()})
+        epochs = [e + self.offset_ for e in rule.best_epochs(self.average_epochs)]
+        snapshots = dict(self.snapshots_)
+        state = {}
+        for name, best in snapshots[epochs[0]].items():
+            if best.is_floating_point() and len(epochs) > 1:
+                state[name] = torch.stack([snapshots[e][name][k] for e in epochs]).mean(0)
+            else:
+                state[name] = best[k].clone()
+        self.selected_[k] = (epochs[0], state)
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if training and self.frozen_:
@@ -353,7 +374,9 @@ class _ValidScores(Callback):
         lengths = torch.cat([b[2] for b in self.batches_])
         self.batches_ = []
         mask = length_mask(lengths, logits.shape[1])
-        threshold = torch.logit(torch.tensor(float(net.threshold), dtype=torch.float64))
+        # "auto" tunes the cut after training: during it, validation UAR is at 0.5
+        cut = 0.5 if isinstance(net.threshold, str) else float(net.threshold)
+        threshold = torch.logit(torch.tensor(cut, dtype=torch.float64))
         uar = _frame_uar(logits > threshold.item(), y, mask)
         bce = net._target_bce(logits, y, mask).detach().numpy()
         n_models = net.module_.n_models
@@ -504,6 +527,32 @@ def _require_positive_int(label, value, where=""):
         raise ValueError(f"{where}{label} must be a positive integer, got {value!r}.")
 
 
+def _best_uar_cut(scores, labels):
+    """The cut on ``scores`` (``score > cut`` is positive) of the highest UAR, or None.
+
+    Cuts lie halfway between consecutive distinct scores; among equally good cuts, the
+    one nearest 0 (probability 0.5 for logits). None when ``labels`` has one class.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels) > 0.5
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(-scores, kind="stable")
+    s, pos = scores[order], labels[order]
+    tp = np.concatenate([[0], np.cumsum(pos)])          # predicted positive: top i frames
+    fp = np.arange(labels.size + 1) - tp
+    uar = 0.5 * (tp / n_pos + (n_neg - fp) / n_neg)
+    # only cuts between distinct scores (all, none, or a change of value)
+    valid = np.ones(labels.size + 1, dtype=bool)
+    valid[1:-1] = s[:-1] != s[1:]
+    edges = np.concatenate([[s[0] + 1.0], 0.5 * (s[:-1] + s[1:]), [s[-1] - 1.0]])
+    best = uar[valid].max()
+    candidates = edges[valid & np.isclose(uar, best, rtol=0, atol=1e-12)]
+    return float(candidates[np.argmin(np.abs(candidates))])
+
+
 def _seed(random_state):
     """An int seed from ``random_state`` (an int is used as it is)."""
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
@@ -538,7 +587,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
     def __init__(self, module, *, criterion=_FrameBCE, optimizer=torch.optim.Adam, lr=1e-3,
                  max_epochs=100, batch_size=16, multi_target="independent",
                  valid_speakers=1, monitor="uar", patience=5, prev_rounds=15,
-                 last_top_results=10, l2_kernel=1e-1, l1_bias=1e-4, class_weight="balanced",
+                 last_top_results=10, average_epochs=1, l2_kernel=1e-1, l1_bias=1e-4, class_weight="balanced",
                  threshold=0.5, n_threads=None, random_state=None, train_split=None,
                  verbose=0, **kwargs):
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
@@ -550,6 +599,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         self.patience = patience
         self.prev_rounds = prev_rounds
         self.last_top_results = last_top_results
+        self.average_epochs = average_epochs
         self.l2_kernel = l2_kernel
         self.l1_bias = l1_bias
         self.class_weight = class_weight
@@ -569,7 +619,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             ("early_stopping", PaperEarlyStopping(
                 monitor="valid_loss" if loss else "valid_uar", patience=self.patience,
                 prev_rounds=self.prev_rounds, last_top_results=self.last_top_results,
-                lower_is_better=loss)),
+                lower_is_better=loss, average_epochs=self.average_epochs)),
             ("print_log", PrintLog(keys_ignored=[
                 "valid_uar_per_model", "valid_loss_per_model", "train_bce_per_model",
                 "train_penalty_per_model"])),
@@ -587,10 +637,17 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             raise ValueError(f"class_weight must be 'balanced' or None, got "
                              f"{self.class_weight!r}.")
         for name in ("patience", "prev_rounds", "last_top_results", "max_epochs",
-                     "batch_size"):
+                     "batch_size", "average_epochs"):
             _require_positive_int(name, getattr(self, name))
-        if not 0.0 < float(self.threshold) < 1.0:
-            raise ValueError(f"threshold must be a probability in (0, 1), got "
+        if self.average_epochs > self.last_top_results:
+            raise ValueError(f"average_epochs={self.average_epochs!r} must not exceed "
+                             f"last_top_results={self.last_top_results!r}: the weights are "
+                             f"averaged over the best epochs among the last "
+                             f"last_top_results.")
+        auto = isinstance(self.threshold, str) and self.threshold == "auto"
+        if not auto and not (isinstance(self.threshold, numbers.Real)
+                             and 0.0 < float(self.threshold) < 1.0):
+            raise ValueError(f"threshold must be a probability in (0, 1) or 'auto', got "
                              f"{self.threshold!r}.")
         if self.n_threads is not None and (not isinstance(self.n_threads, numbers.Integral)
                                            or self.n_threads < 1):
@@ -818,8 +875,34 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
                 super().fit(X, list(y), **fit_params)
             finally:
                 _set_active_models(getattr(self, "module_", None), None)
+            self._fit_threshold(X, y)
             self._warn_constant_predictions(X)
         return self
+
+    def _fit_threshold(self, X, y):
+        """``threshold_`` per target: ``threshold``, or with "auto" the validation UAR's best.
+
+        "auto" takes, for each target, the probability cut that maximises the UAR over
+        the real frames of the validation speakers (the recordings early stopping
+        scores; never the data given to ``predict``). Without validation recordings, or
+        for a target with one class in them, the cut stays at 0.5.
+        """
+        n_targets = self.n_targets_
+        if not (isinstance(self.threshold, str) and self.threshold == "auto"):
+            self.threshold_ = np.full(n_targets, float(self.threshold))
+            return
+        self.threshold_ = np.full(n_targets, 0.5)
+        valid = getattr(self, "validation_recordings_", None)
+        if valid is None or len(valid) == 0:
+            return
+        batch = X.select(valid)
+        _, logits = self._logits(batch, check=False)
+        labels = self._labels_3d(batch, [y[i] for i in valid])
+        mask = batch.mask()
+        for k in range(n_targets):
+            cut = _best_uar_cut(logits[..., k][mask], labels[..., k][mask])
+            if cut is not None:
+                self.threshold_[k] = 1.0 / (1.0 + np.exp(-cut))
 
     def _warn_constant_predictions(self, X):
         """Warn when a model predicts one class on every frame of its validation speakers."""
@@ -865,12 +948,15 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_seed_ + len(self.history))
             try:
-                return super().partial_fit(X, list(y), classes=classes, **fit_params)
+                super().partial_fit(X, list(y), classes=classes, **fit_params)
             finally:
                 _set_active_models(self.module_, None)
+            self._fit_threshold(X, list(y))
+        return self
 
-    def _logits(self, X):
-        check_is_fitted(self, "n_targets_")
+    def _logits(self, X, check=True):
+        if check:
+            check_is_fitted(self, "n_targets_")
         X = _check_batch(X, type(self).__name__)
         if X.n_features != self.n_features_in_:
             raise ValueError(f"X has {X.n_features} features but {type(self).__name__} was "
@@ -899,7 +985,10 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
     def predict(self, X):
         """0/1 prediction (``proba > threshold``) per real frame, one array per recording."""
         X, logits = self._logits(X)
-        cut = float(np.log(self.threshold / (1.0 - self.threshold)))
+        threshold = getattr(self, "threshold_", None)
+        if threshold is None:           # initialize() + load_params: no fit has set it
+            threshold = 0.5 if isinstance(self.threshold, str) else float(self.threshold)
+        cut = np.log(threshold / (1.0 - np.asarray(threshold, dtype=np.float64)))
         return self._per_recording(X, (logits > cut).astype(np.int64))
 
     def predict_attention(self, X, layer=None, model=0):
@@ -999,8 +1088,14 @@ _CLASS_DOC_COMMON = """
         Keras L1 bias regulariser: ``l1_bias * sum(|b|)``.
     class_weight : {{"balanced", None}}, default="balanced"
         ``W_c = N / (2 N_c)`` per target over the real training frames (paper eq. 11).
-    threshold : float, default=0.5
-        Probability above which a frame is predicted active.
+    threshold : float or "auto", default=0.5
+        Probability above which a frame is predicted active, or "auto": per target, the
+        cut of the best UAR on the validation speakers' real frames after training
+        (``threshold_``).
+    average_epochs : int, default=1
+        Keep the average of the weights of this many best epochs among the last
+        ``last_top_results`` (stochastic weight averaging) instead of the selected
+        epoch's weights alone (1: the paper). See `PaperEarlyStopping`.
     n_threads : int or None, default=None
         Torch threads during fit/predict; None keeps torch's setting in the main process
         and uses 1 inside joblib worker processes (no oversubscription). The recurrences

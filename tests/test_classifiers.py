@@ -11,6 +11,7 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, cross_validate
 from sklearn.pipeline import Pipeline
+from skorch.callbacks import Callback
 
 from sklearn_s2au._sequence import SequenceBatch
 from sklearn_s2au.classifiers import (TABLE1_CONFIGS, EncInterAttDecClassifier,
@@ -479,3 +480,93 @@ def test_paper_settings_are_one_call_away():
     assert default.module_.decoder.attention_window == 8.0
     assert default.module_.decoder.aligned_input
     assert (default.lr, default.batch_size) == (1e-3, 8)
+
+
+# ---- threshold="auto" and weight averaging ---------------------------------------------
+
+def test_best_uar_cut_maximises_uar_and_prefers_the_middle():
+    from sklearn_s2au.classifiers import _best_uar_cut
+
+    # separable: the cut lies between the classes
+    assert _best_uar_cut([-3.0, -2.0, 1.0, 2.0], [0, 0, 1, 1]) == -0.5
+    # positives score lower than 0 but above the negatives: the cut follows them
+    cut = _best_uar_cut([-4.0, -3.5, -1.0, -0.8, -2.0], [0, 0, 1, 1, 0])
+    assert -2.0 < cut < -1.0
+    # every cut equally good (scores carry nothing): the one nearest 0
+    assert _best_uar_cut([0.0, 0.0, 1.0, 1.0], [0, 1, 0, 1]) == 0.5
+    # brute force on random data: no cut does better
+    rng = np.random.RandomState(0)
+    scores, labels = rng.randn(200), rng.rand(200) < 0.2
+    cut = _best_uar_cut(scores, labels)
+
+    def uar(c):
+        pred = scores > c
+        return 0.5 * (pred[labels].mean() + (~pred[~labels]).mean())
+
+    assert np.isclose(uar(cut), max(uar(c) for c in np.r_[scores, scores - 1e-9]))
+    assert _best_uar_cut([0.1, 0.2], [1, 1]) is None
+
+
+def test_auto_threshold_is_the_validation_optimum():
+    feats, speakers, labels = _sequences(n_recordings=12, n_targets=2)
+    X = _batch(feats, speakers)
+    fixed = StackedIntraAttClassifier(max_epochs=4, lr=1e-2, random_state=0, **TINY)
+    auto = clone(fixed).set_params(threshold="auto")
+    fixed.fit(X, labels)
+    auto.fit(X, labels)
+    np.testing.assert_array_equal(fixed.threshold_, [0.5, 0.5])
+    # same weights: the threshold is chosen after training
+    np.testing.assert_allclose(np.concatenate(auto.predict_proba(X)),
+                               np.concatenate(fixed.predict_proba(X)))
+    valid = auto.validation_recordings_
+    proba = np.concatenate(auto.predict_proba(X.select(valid)))
+    y = np.concatenate([labels[i] for i in valid])
+    pred = np.concatenate(auto.predict(X.select(valid)))
+    np.testing.assert_array_equal(pred, (proba > auto.threshold_).astype(int))
+    for k in range(2):
+        def uar(p):
+            return 0.5 * (p[y[:, k] == 1].mean() + (1 - p[y[:, k] == 0]).mean())
+        best = max(uar(proba[:, k] > c) for c in np.r_[proba[:, k], 0.0])
+        assert np.isclose(uar(pred[:, k]), best)
+    with pytest.raises(ValueError, match="threshold must be a probability in \\(0, 1\\) or "
+                                         "'auto', got 'best'"):
+        clone(fixed).set_params(threshold="best").fit(X, labels)
+
+
+class _Snapshots(Callback):
+    """Records the module's state after every epoch."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.states = {}
+
+    def on_epoch_end(self, net, **kwargs):
+        self.states[len(net.history)] = {k: v.detach().clone()
+                                         for k, v in net.module_.state_dict().items()}
+
+
+def test_average_epochs_averages_the_best_snapshots():
+    feats, speakers, labels = _sequences(n_recordings=12)
+    X = _batch(feats, speakers)
+    recorder = _Snapshots()
+    clf = StackedIntraAttClassifier(max_epochs=6, lr=3e-2, prev_rounds=50, last_top_results=6,
+                                    average_epochs=3, callbacks=[("snap", recorder)],
+                                    random_state=0, **TINY).fit(X, labels)
+    scores = np.array([row["valid_uar_per_model"][0] for row in clf.history])
+    # the 3 best of the 6 epochs, ties to the later one
+    order = sorted(range(6), key=lambda e: (-scores[e], -e))[:3]
+    best = [e + 1 for e in order]
+    assert clf.selected_epochs_[0] == best[0]
+    state = clf.module_.state_dict()
+    averaged = 0
+    for name, value in state.items():
+        if value.is_floating_point():
+            expected = torch.stack([recorder.states[e][name] for e in best]).mean(0)
+            torch.testing.assert_close(value, expected)
+            single = recorder.states[best[0]][name]
+            averaged += not torch.equal(value, single)
+        else:
+            assert torch.equal(value, recorder.states[best[0]][name])
+    assert averaged > 0          # the epochs differ, so the average is not one of them
+    with pytest.raises(ValueError, match="average_epochs=7 must not exceed last_top_results=6"):
+        StackedIntraAttClassifier(max_epochs=1, last_top_results=6, average_epochs=7,
+                                  **TINY).fit(X, labels)
