@@ -23,6 +23,12 @@ _EXPORTS = {
     "SequenceUARScorer": "metrics",
     "uar_scorer": "metrics",
     "uar_per_target_scorer": "metrics",
+    "sequence_ccc": "metrics",
+    "sequence_pearson": "metrics",
+    "SequenceCCCScorer": "metrics",
+    "SequencePearsonScorer": "metrics",
+    "ccc_scorer": "metrics",
+    "pearson_scorer": "metrics",
     "frame_count": "framing",
 }
 
