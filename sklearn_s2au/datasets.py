@@ -22,8 +22,8 @@ from sklearn.utils import Bunch
 from .framing import frame_count, to_frame_grid
 from .labels import AUS, PHASES, au_name, au_phases, phase_name
 
-__all__ = ["AUCorpus", "make_speech_au_corpus", "read_openface_csv", "load_manifest",
-           "EMOTIONS", "LATENT_COLUMNS"]
+__all__ = ["AUCorpus", "AUIntensity", "make_speech_au_corpus", "read_openface_csv",
+           "load_manifest", "EMOTIONS", "LATENT_COLUMNS"]
 
 
 #: Emotions portrayed in the demo corpus (cycled over each speaker's recordings).
@@ -136,6 +136,74 @@ _CONSONANT_P = _CONSONANT_P / _CONSONANT_P.sum()
 # The corpus container
 # --------------------------------------------------------------------------------------
 
+class AUIntensity(dict):
+    """AU intensity curves of a corpus: a dict of AU to curves that, called, stacks AUs.
+
+    ``corpus.intensity["AU17"]`` is the object ndarray of one float curve (0-5) per
+    recording, as in a plain dict; ``corpus.intensity(aus=[...])`` gives the ``y`` of an
+    intensity regressor: one ``(n_frames_i, n_aus)`` array per recording, on the
+    corpus' frame grid (the grid of the labels and of ``OpenSmileLLD`` at the corpus'
+    ``frame_rate``).
+
+    Examples
+    --------
+    >>> from sklearn_s2au.datasets import make_speech_au_corpus
+    >>> corpus = make_speech_au_corpus(n_speakers=2, recordings_per_speaker=2)
+    >>> y = corpus.intensity(aus=["AU12", "AU17"])
+    >>> y[0].shape == (corpus.n_frames[0], 2)
+    True
+    >>> bool((y[0][:, 1] == corpus.intensity["AU17"][0]).all())
+    True
+    >>> corpus.intensity(aus="AU17")[0].shape == (corpus.n_frames[0],)
+    True
+    """
+
+    def __call__(self, aus=None):
+        """Per-recording intensity targets of several AUs (or of one).
+
+        Parameters
+        ----------
+        aus : list of str or int, str or int, optional
+            The AUs (``"AU17"``, ``"AU1"``, ``17``...), as columns in this order.
+            Default: every AU of the corpus, in the order of its keys. A single AU (not
+            in a list) gives 1-D arrays.
+
+        Returns
+        -------
+        y : object ndarray of shape (n_recordings,)
+            float64 arrays ``(n_frames_i, n_aus)`` (or ``(n_frames_i,)`` for a single
+            AU), copies, in the order of the corpus' recordings.
+
+        Raises
+        ------
+        ValueError
+            If an AU is not in the corpus (the error lists the AUs it has) or ``aus``
+            is empty.
+        """
+        single = aus is not None and (isinstance(aus, (str, numbers.Integral)))
+        names = list(self) if aus is None else [self._name(a) for a in
+                                                 ([aus] if single else list(aus))]
+        if not names:
+            raise ValueError("intensity(aus=...) needs at least one AU; pass e.g. "
+                             "aus=['AU12', 'AU17'], or aus=None for all of them.")
+        columns = [self[name] for name in names]
+        n_recordings = len(columns[0])
+        y = np.empty(n_recordings, dtype=object)
+        if single:
+            y[:] = [np.array(c, dtype=np.float64) for c in columns[0]]
+        else:
+            y[:] = [np.stack([np.asarray(c[i], dtype=np.float64) for c in columns], axis=1)
+                    for i in range(n_recordings)]
+        return y
+
+    def _name(self, au):
+        name = au_name(au)
+        if name not in self:
+            raise ValueError(f"the corpus has no intensity for {au!r}; it has "
+                             f"{list(self)}.")
+        return name
+
+
 class AUCorpus(Bunch):
     """Recordings with AU intensity curves on a frame grid, and their phase labels.
 
@@ -148,9 +216,12 @@ class AUCorpus(Bunch):
         The recordings table, one row per recording: ``signal`` + ``sampling_rate``
         (generated corpus) or ``file`` (loaded corpus), ``speaker`` and any extra
         columns (``sex``, ``emotion``...). Pass it to ``OpenSmileLLD``.
-    intensity : dict of str to object ndarray
-        For each AU (``"AU01"``...), one float64 intensity curve (0-5) per recording,
-        ``(n_frames_i,)``, in the order of ``X``.
+    intensity : AUIntensity
+        A dict: for each AU (``"AU01"``...), one float64 intensity curve (0-5) per
+        recording, ``(n_frames_i,)``, in the order of ``X``. Called,
+        ``intensity(aus=["AU12", "AU17"])`` stacks AUs into the targets of an intensity
+        regressor: one ``(n_frames_i, n_aus)`` array per recording (see
+        :class:`AUIntensity`).
     n_frames : ndarray of shape (n_recordings,), int64
         Frames per recording, ``frame_count(duration, frame_rate)``: the length of every
         label sequence and of the features ``OpenSmileLLD(frame_rate=frame_rate)``
@@ -170,6 +241,16 @@ class AUCorpus(Bunch):
     make_speech_au_corpus, load_manifest
     """
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if "intensity" in self:
+            self["intensity"] = self["intensity"]
+
+    def __setitem__(self, key, value):
+        if key == "intensity" and not isinstance(value, AUIntensity):
+            value = AUIntensity(value)
+        super().__setitem__(key, value)
+
     def __repr__(self):
         X = self["X"]
         return (f"AUCorpus({len(X)} recordings, {X['speaker'].nunique()} speakers, "
@@ -185,11 +266,7 @@ class AUCorpus(Bunch):
         return self.__dict__.setdefault("_computed", {})
 
     def _au(self, au):
-        name = au_name(au)
-        if name not in self["intensity"]:
-            raise ValueError(f"the corpus has no intensity for {au!r}; it has "
-                             f"{list(self['intensity'])}.")
-        return name
+        return self["intensity"]._name(au)
 
     def _phases(self, au):
         cache = self._cache()
@@ -1151,8 +1228,10 @@ def load_manifest(path, frame_rate=25, *, aus=None, phase_params=None, tolerance
         Relative paths are resolved against the manifest's folder.
     frame_rate : float, default=25
         Frame rate of the labels; use the same in ``OpenSmileLLD``.
-    aus : list of str or int, optional
-        AUs to read (default: the paper's 8, :data:`~sklearn_s2au.labels.AUS`).
+    aus : list of str or int, or "all", optional
+        AUs to read (default: the paper's 8, :data:`~sklearn_s2au.labels.AUS`). "all"
+        reads every ``AUxx_r`` intensity column of the first recording's CSV (OpenFace
+        2.x writes 17), which every other CSV must have as well.
     phase_params : dict, optional
         Keyword arguments for :func:`~sklearn_s2au.labels.au_phases`.
     tolerance : float, default=0.25
@@ -1163,9 +1242,11 @@ def load_manifest(path, frame_rate=25, *, aus=None, phase_params=None, tolerance
     -------
     corpus : AUCorpus
         ``X`` (the manifest with ``file`` and ``au_file`` as absolute paths),
-        ``intensity`` resampled to ``frame_count(audio duration, frame_rate)`` frames per
-        recording, ``n_frames``, ``frame_rate``, ``latent=None``, and ``labels`` /
-        ``labels_frame`` exactly as for :func:`make_speech_au_corpus`.
+        ``intensity`` (the ``AUxx_r`` columns) resampled to
+        ``frame_count(audio duration, frame_rate)`` frames per recording, ``n_frames``,
+        ``frame_rate``, ``latent=None``, and ``labels`` / ``labels_frame`` exactly as
+        for :func:`make_speech_au_corpus`. The intensity targets of a regressor are
+        ``corpus.intensity(aus=[...])``, on the same grid as the audio features.
 
     Raises
     ------
@@ -1209,7 +1290,9 @@ def load_manifest(path, frame_rate=25, *, aus=None, phase_params=None, tolerance
                              f" is listed in rows {rows} (0-based, excluding the header); "
                              f"each recording must appear once, or it would be counted "
                              f"twice.")
-    aus = list(AUS) if aus is None else [au_name(a) for a in aus]
+    every_au = isinstance(aus, str) and aus == "all"
+    if not every_au:
+        aus = list(AUS) if aus is None else [au_name(a) for a in aus]
     phase_params = dict(phase_params or {})
     au_phases(np.zeros(1), **phase_params)
     X = manifest.copy()
@@ -1225,6 +1308,13 @@ def load_manifest(path, frame_rate=25, *, aus=None, phase_params=None, tolerance
                                  f": {column} {str(value)!r} does not exist ({target}).")
             resolved.append(str(target.resolve()))
         X[column] = resolved
+    if every_au:
+        header = _read_csv(X["au_file"].iloc[0], skipinitialspace=True, nrows=0).columns
+        aus = [au_name(c.strip()) for c in header
+               if c.strip().endswith("_r") and c.strip().upper().startswith("AU")]
+        if not aus:
+            raise ValueError(f"{path}: row 0: {X['au_file'].iloc[0]} has no AU intensity "
+                             f"column (AUxx_r); is it OpenFace FeatureExtraction output?")
     n_frames = np.array([frame_count(audiofile.duration(f), frame_rate) for f in X["file"]],
                         dtype=np.int64)
     intensity = {au: [] for au in aus}

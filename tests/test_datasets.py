@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_s2au.datasets import (EMOTIONS, LATENT_COLUMNS, AUCorpus, load_manifest,
-                                   make_speech_au_corpus, read_openface_csv)
+from sklearn_s2au.datasets import (EMOTIONS, LATENT_COLUMNS, AUCorpus, AUIntensity,
+                                   load_manifest, make_speech_au_corpus, read_openface_csv)
 from sklearn_s2au.framing import frame_count
 from sklearn_s2au.labels import AUS, PHASES, au_phases
 
@@ -330,3 +330,65 @@ def test_load_manifest_errors(small, tmp_path):
         load_manifest(write(short), aus=["AU01", "AU17"])
     with pytest.raises(ValueError, match="no intensity column for \\['AU05'\\]"):
         load_manifest(manifest, aus=["AU05"])
+
+
+def test_intensity_targets_on_the_frame_grid(small):
+    y = small.intensity(aus=["AU17", "AU01"])
+    assert isinstance(small.intensity, AUIntensity) and y.dtype == object
+    assert len(y) == len(small.X)
+    for i, arr in enumerate(y):
+        assert arr.shape == (small.n_frames[i], 2) and arr.dtype == np.float64
+        np.testing.assert_array_equal(arr[:, 0], small.intensity["AU17"][i])
+        np.testing.assert_array_equal(arr[:, 1], small.intensity["AU01"][i])
+    # the default: every AU, in the corpus' order; one AU alone: 1-D arrays
+    every = small.intensity()
+    assert every[0].shape == (small.n_frames[0], len(AUS))
+    np.testing.assert_array_equal(every[0][:, AUS.index("AU12")], small.intensity["AU12"][0])
+    one = small.intensity(aus=17)
+    assert one[1].shape == (small.n_frames[1],)
+    # copies: editing the targets leaves the corpus alone
+    one[1][:] = -1.0
+    assert (small.intensity["AU17"][1] >= 0).all()
+    # the same grid as the labels
+    labels = small.labels("AU17", "occurrence")
+    assert [len(a) for a in y] == [len(b) for b in labels]
+    with pytest.raises(ValueError, match=r"no intensity for 'AU05'; it has \['AU01'"):
+        small.intensity(aus=["AU12", "AU05"])
+    with pytest.raises(ValueError, match="needs at least one AU"):
+        small.intensity(aus=[])
+    copy = pickle.loads(pickle.dumps(small))
+    assert isinstance(copy.intensity, AUIntensity)
+    np.testing.assert_array_equal(copy.intensity(aus=["AU17"])[0], y[0][:, :1])
+
+
+def test_corpus_made_from_a_plain_dict_gets_callable_intensity(small):
+    corpus = AUCorpus(X=small.X, intensity={"AU17": small.intensity["AU17"]},
+                      n_frames=small.n_frames, frame_rate=25, latent=None,
+                      phase_params={})
+    assert isinstance(corpus.intensity, AUIntensity)
+    corpus.intensity = {"AU12": small.intensity["AU12"]}
+    np.testing.assert_array_equal(corpus.intensity("AU12")[0], small.intensity["AU12"][0])
+
+
+def test_load_manifest_reads_every_openface_intensity(small, tmp_path):
+    manifest = small.to_wav(tmp_path)
+    table = pd.read_csv(manifest)
+    # OpenFace writes AUs beyond the paper's 8: add AU25_r (lips part) to every CSV
+    for i, name in enumerate(table["au_file"]):
+        path = tmp_path / name
+        frame = pd.read_csv(path, skipinitialspace=True)
+        frame.insert(frame.columns.get_loc("AU01_c"), "AU25_r",
+                     np.round(small.intensity["AU12"][i] / 2, 2))
+        frame.to_csv(path, index=False, float_format="%.2f")
+    loaded = load_manifest(manifest, aus="all")
+    assert list(loaded.intensity) == list(AUS) + ["AU25"]
+    y = loaded.intensity(aus=["AU25", "AU17"])
+    for i, arr in enumerate(y):
+        assert arr.shape == (small.n_frames[i], 2)
+        np.testing.assert_allclose(arr[:, 0], np.round(small.intensity["AU12"][i] / 2, 2))
+        np.testing.assert_allclose(arr[:, 1], small.intensity["AU17"][i], atol=1e-12)
+    assert load_manifest(manifest).intensity.keys() == set(AUS)
+    frame = pd.read_csv(tmp_path / table["au_file"][1], skipinitialspace=True)
+    frame.drop(columns="AU25_r").to_csv(tmp_path / table["au_file"][1], index=False)
+    with pytest.raises(ValueError, match=r"row 1: .*no intensity column for \['AU25'\]"):
+        load_manifest(manifest, aus="all")
