@@ -13,10 +13,17 @@ syllable-rate envelope, plus noise) and times, in one run on the same audio:
 Throughput is seconds of audio per second of wall time. Goals (ComParE_2016): ratio to
 direct >= 0.9 at n_jobs=1 and >= 1.7 at n_jobs=2.
 
+``--long 1 10 30`` instead measures long recordings: for each length (minutes) one
+recording, extracted in a fresh Python process each time, in segments
+(``segment_seconds=60``, the default) and in one pass (``segment_seconds=None``); it
+prints the wall time and the child's peak RSS (``VmHWM``, Linux), and checks
+that both give the same frames (compared in the parent).
+
 Run::
 
     .venv/bin/python benchmarks/bench_features.py
     .venv/bin/python benchmarks/bench_features.py --feature-set eGeMAPSv02 --n-recordings 40
+    .venv/bin/python benchmarks/bench_features.py --long 1 10 30
 """
 
 import argparse
@@ -74,6 +81,55 @@ def time_estimator(X, feature_set, n_jobs):
     return elapsed
 
 
+_CHILD = """
+import time
+import numpy as np, pandas as pd
+from sklearn_s2au.features import OpenSmileLLD
+x = np.load({signal!r})
+X = pd.DataFrame({{"speaker": ["s"], "signal": [x], "sampling_rate": [{rate}]}})
+start = time.perf_counter()
+out = OpenSmileLLD({feature_set!r}, segment_seconds={segment}).fit_transform(X)
+elapsed = time.perf_counter() - start
+np.save({path!r}, out["features"].iloc[0])
+# VmHWM: this process's peak RSS (ru_maxrss would carry the parent's over exec)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(elapsed, int(hwm.split()[1]) / 1024)
+"""
+
+
+def long_recordings(minutes, feature_set, sampling_rate):
+    """Peak RSS and time of one long recording, segmented and in one pass."""
+    import subprocess
+    import sys
+    import tempfile
+
+    print(f"{feature_set}, one recording at {sampling_rate} Hz, each run in a fresh "
+          f"process; load average {os.getloadavg()[0]:.2f}")
+    print(f"{'minutes':>7s} {'mode':>12s} {'wall s':>8s} {'peak RSS MB':>12s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in minutes:
+            # the signal is made here and loaded by the child (float32 on disk), so the
+            # child's peak is the extraction's, not that of making the test signal
+            signal = os.path.join(tmp, f"{m}.npy")
+            np.save(signal, speech_like(60.0 * m, sampling_rate, np.random.default_rng(0)))
+            arrays = {}
+            for mode, segment in (("segmented", 60.0), ("one pass", None)):
+                path = os.path.join(tmp, f"{m}_{segment}.npy")
+                code = _CHILD.format(signal=signal, rate=sampling_rate,
+                                     feature_set=feature_set, segment=segment, path=path)
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                     text=True, check=True).stdout.split()
+                print(f"{m:7g} {mode:>12s} {float(out[0]):8.1f} {float(out[1]):12.0f}",
+                      flush=True)
+                arrays[mode] = np.load(path)
+            a, b = arrays["segmented"], arrays["one pass"]
+            differ = (a != b).any(1)
+            print(f"{'':7s} identical: {bool(not differ.any())}; frames that differ: "
+                  f"{int(differ.sum())} of {len(a)}"
+                  + (f" (last at frame {np.flatnonzero(differ)[-1]}), max |diff| "
+                     f"{np.abs(a - b).max():.3g}" if differ.any() else ""))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-recordings", type=int, default=48)
@@ -83,7 +139,12 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=2,
                         help="best of this many runs (n_jobs=2 warm: after the cold run)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--long", type=float, nargs="+", metavar="MINUTES",
+                        help="measure long recordings of these lengths instead")
     args = parser.parse_args(argv)
+    if args.long:
+        long_recordings(args.long, args.feature_set, args.sampling_rate)
+        return
 
     X = make_recordings(args.n_recordings, args.sampling_rate, args.seed)
     audio_s = sum(len(s) for s in X["signal"]) / args.sampling_rate

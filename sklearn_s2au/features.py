@@ -10,6 +10,7 @@ import functools
 import logging
 import numbers
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
 from ._validation import FEATURES_COL, sequence_input_tags
-from .framing import frame_count, to_frame_grid
+from .framing import _GridAverager, frame_count
 
 __all__ = ["OpenSmileLLD", "MIN_DURATION"]
 
@@ -41,6 +42,24 @@ MIN_DURATION = 0.1
 # around (1.0 becomes -32768) instead of saturating. So float signals are kept within
 # [-1, 32767 / 32768] and the peak is normalised to 32767 / 32768 (-0.00027 dBFS).
 _INT16_PEAK = 32767 / 32768
+
+# openSMILE's frame step (10 ms in both feature sets' configs; whole samples, see
+# `_hop_samples`) and the block size for whole-signal checks of long recordings.
+_HOP_SECONDS = 0.010
+_BLOCK = 1 << 20
+
+#: Context of a segment, in LLD frames of 10 ms: frames extracted before and after the
+#: frames a segment contributes and then discarded, so that every contributed frame has
+#: the same input as in one-pass extraction as far as openSMILE looks. Measured (see
+#: the Notes of OpenSmileLLD): ComParE_2016 needs up to about 400 frames before (its
+#: RASTA filter is recursive) and eGeMAPSv02 about 110 (Viterbi pitch smoothing); both
+#: need 10 frames after (smoothing, deltas, Viterbi look-ahead, the 60 ms window).
+_SEGMENT_CONTEXT = {"ComParE_2016": (1000, 100), "eGeMAPSv02": (500, 100)}
+
+# The F0 group of ComParE_2016's LLDs, whose deltas openSMILE computes with a normaliser
+# that never resets (see `_nz_delta_rows`).
+_NZ_LLDS = ("F0final_sma", "voicingFinalUnclipped_sma", "jitterLocal_sma",
+            "jitterDDP_sma", "shimmerLocal_sma", "logHNR_sma")
 
 # Chunks per worker for n_jobs > 1: enough to balance recordings of unequal length,
 # few enough that per-task overhead stays negligible.
@@ -108,7 +127,9 @@ def _read_audio(file, label):
             f"{signal.shape[0]} channels; mono and stereo files are accepted (stereo is "
             f"mixed down). Mix it down to mono or stereo first, or pass the samples in a "
             f"'signal' column with 'sampling_rate'.")
-    return signal.mean(axis=0, dtype=np.float32), sampling_rate
+    # a mono file's only channel as is (a view): no copy of a long recording
+    mono = signal[0] if signal.shape[0] == 1 else signal.mean(axis=0, dtype=np.float32)
+    return mono, sampling_rate
 
 
 def _as_mono(signal, label):
@@ -142,8 +163,28 @@ def _as_mono(signal, label):
     return x
 
 
+def _first_non_finite(x):
+    """Index of the first NaN or inf sample, or None; block by block (no full-size copy)."""
+    for start in range(0, x.size, _BLOCK):
+        bad = ~np.isfinite(x[start:start + _BLOCK])
+        if bad.any():
+            return start + int(np.flatnonzero(bad)[0])
+    return None
+
+
+def _peak(x):
+    """Largest absolute sample, block by block (no full-size copy)."""
+    return max(float(np.max(np.abs(x[start:start + _BLOCK])))
+               for start in range(0, x.size, _BLOCK))
+
+
 def _prepare(signal, sampling_rate, label, normalise_peak):
-    """Validated, peak-normalised (if asked) mono float32 signal for openSMILE."""
+    """Validated mono float32 samples and a function giving openSMILE's input for a span.
+
+    The samples handed to openSMILE (peak-normalised, or saturated at full scale) are made
+    span by span, so a long recording is never copied whole; a span holds exactly the
+    values that the whole prepared signal would hold there.
+    """
     x = _as_mono(signal, label)
     duration = x.size / sampling_rate
     if duration < MIN_DURATION:
@@ -151,59 +192,269 @@ def _prepare(signal, sampling_rate, label, normalise_peak):
             f"OpenSmileLLD: {_where(label)} lasts {duration:.5g} s ({x.size} samples at "
             f"{sampling_rate} Hz); openSMILE needs at least {MIN_DURATION} s (one 60 ms "
             f"analysis window plus a few frames). Remove it or give a longer recording.")
-    if not np.isfinite(x).all():
-        first = int(np.flatnonzero(~np.isfinite(x))[0])
+    first = _first_non_finite(x)
+    if first is not None:
         raise ValueError(
             f"OpenSmileLLD: the signal of {_where(label)} has a non-finite sample (NaN or "
             f"inf) at sample {first} ({first / sampling_rate:.3f} s); clean the audio.")
-    peak = float(np.max(np.abs(x)))
+    peak = _peak(x)
     if normalise_peak:
         if peak == 0.0:
             raise ValueError(
                 f"OpenSmileLLD: {_where(label)} is silent (all samples are 0), so its "
                 f"peak cannot be normalised; remove it or set normalise_peak=False.")
-        return x * np.float32(_INT16_PEAK / peak)
+        scale = np.float32(_INT16_PEAK / peak)
+        return x, lambda start, stop: x[start:stop] * scale
     if peak > 1.0:
         raise ValueError(
             f"OpenSmileLLD: the signal of {_where(label)} reaches {peak:.4g}, outside "
             f"[-1, 1]; openSMILE reads 16-bit samples and would wrap it around. Set "
             f"normalise_peak=True or scale the float signal into [-1, 1].")
     if x.max() > _INT16_PEAK:  # only +1.0 itself: saturate it as a 16-bit converter would
-        x = np.minimum(x, np.float32(_INT16_PEAK))
-    return x
+        return x, lambda start, stop: np.minimum(x[start:stop], np.float32(_INT16_PEAK))
+    return x, lambda start, stop: x[start:stop]
+
+
+def _hop_samples(sampling_rate):
+    """openSMILE's frame step in samples: 10 ms rounded half up (221 at 22.05 kHz)."""
+    return int(np.floor(_HOP_SECONDS * sampling_rate + 0.5))
+
+
+def _hop_and_window(lld, sampling_rate):
+    """Hop and analysis window in seconds, from the first two frames of openSMILE's output.
+
+    openSMILE's reported start times of the last frames, flushed at the end of the input,
+    repeat the previous time stamp, so frame times are rebuilt from the frame index.
+    """
+    (start0, end0), (start1, _) = lld.index[0], lld.index[1]
+    hop = (start1 - start0).total_seconds()
+    if round(hop * sampling_rate) != _hop_samples(sampling_rate):
+        raise RuntimeError(f"OpenSmileLLD: openSMILE's frame step is {hop} s at "
+                           f"{sampling_rate} Hz, not the expected "
+                           f"{_hop_samples(sampling_rate)} samples; please report this.")
+    return hop, (end0 - start0).total_seconds()
 
 
 def _extract_one(feature_set, label, file, signal, sampling_rate, frame_rate,
-                 normalise_peak):
+                 normalise_peak, segment_seconds=None):
     """LLDs of one recording on the frame grid: float32 ``(n_frames, n_features)``."""
     if file is not None:
         signal, sampling_rate = _read_audio(file, label)
-    x = _prepare(signal, sampling_rate, label, normalise_peak)
-    # (n_lld_frames, n_features), index (start, end) of each analysis window
-    lld = _smile(feature_set).process_signal(x, sampling_rate)
-    values = lld.to_numpy(dtype=np.float32)
-    if not np.isfinite(values).all():
-        row, column = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(
-            f"OpenSmileLLD: openSMILE returned a non-finite value for {_where(label)} "
-            f"(LLD frame {row}, feature {lld.columns[column]!r}); this should not happen "
-            f"for a valid recording: check that the audio is not corrupt.")
-    # LLD frame i starts at i * hop (a whole number of samples, so hop is 10 ms only up to
-    # rounding at rates such as 22.05 kHz). openSMILE's reported start times of the last
-    # frames, flushed at the end of the input, repeat the previous time stamp, so the
-    # times are rebuilt from the frame index, with hop and window from the first frames.
-    (start0, end0), (start1, _) = lld.index[0], lld.index[1]
-    hop = (start1 - start0).total_seconds()
-    window = (end0 - start0).total_seconds()
-    centres = np.arange(len(values)) * hop + window / 2
-    n_frames = frame_count(x.size / sampling_rate, frame_rate)
-    return to_frame_grid(centres, values, n_frames, frame_rate).astype(np.float32)
+    x, samples = _prepare(signal, sampling_rate, label, normalise_peak)
+    names = _feature_names(feature_set)
+    grid = _GridAverager(frame_count(x.size / sampling_rate, frame_rate), len(names),
+                         frame_rate)
+    for first, values, hop, window in _lld_blocks(feature_set, samples, x.size,
+                                                  sampling_rate, segment_seconds, label):
+        if not np.isfinite(values).all():
+            row, column = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(
+                f"OpenSmileLLD: openSMILE returned a non-finite value for {_where(label)} "
+                f"(LLD frame {first + row}, feature {names[column]!r}); this should not "
+                f"happen for a valid recording: check that the audio is not corrupt.")
+        # LLD frame i starts at i * hop (a whole number of samples, so hop is 10 ms only
+        # up to rounding at rates such as 22.05 kHz) and is centred half a window later.
+        centres = np.arange(first, first + len(values)) * hop + window / 2
+        grid.add(centres, values, final=False)
+    return grid.result().astype(np.float32)
 
 
-def _extract_chunk(positions, jobs, feature_set, frame_rate, normalise_peak):
+def _nz_delta_rows(xp, norm):
+    """openSMILE's deltas of the ComParE F0 group, as its ``cDeltaRegression`` computes them.
+
+    ``xp`` is ``(n + 4, 6)``: the six F0-group LLDs of frames ``t - 2 ... t + n + 1`` as
+    the delta component reads them; ``norm`` is its normaliser before frame ``t``.
+    Returns the deltas ``(n, 6)`` of frames ``t ... t + n - 1`` and the normaliser used
+    for each, float32 (all arithmetic in float32 and in openSMILE's order, so the values
+    are bit-identical). With ``onlyInSegments=1`` a pair ``x[t+i] - x[t-i]`` counts only
+    when neither value is 0 or NaN, and openSMILE adds each counted pair's ``i**2`` to
+    the *component's* normaliser instead of a per-frame one, so the normaliser grows with
+    every pair counted since the start of the input, frame by frame and LLD by LLD.
+    """
+    n = len(xp) - 4
+    absent = (xp == 0) | np.isnan(xp)
+
+    def at(offset):
+        return slice(2 + offset, 2 + offset + n)
+
+    valid1 = ~(absent[at(1)] | absent[at(-1)])
+    valid2 = ~(absent[at(2)] | absent[at(-2)])
+    zero = np.float32(0)
+    num = (np.where(valid1, xp[at(1)] - xp[at(-1)], zero)
+           + np.where(valid2, np.float32(2) * (xp[at(2)] - xp[at(-2)]), zero))
+    # (n, 6, 2) increments 1 and 4, summed one by one in float32 as openSMILE does
+    steps = np.stack([valid1, valid2 * np.float32(4)], axis=-1).astype(np.float32)
+    running = np.cumsum(np.concatenate([[np.float32(norm)], steps.ravel()]),
+                        dtype=np.float32)
+    norms = running[1:].reshape(steps.shape)[..., 1]
+    return num / norms, norms
+
+
+def _nz_tail_rows(rows, norm, drop, copies):
+    """The last ``len(rows) - 2`` deltas under one end-of-input rule (see `_NzDeltas`).
+
+    ``rows`` are the F0-group LLDs of the last frames; the delta component is taken to
+    have read them without the last ``drop`` frames, followed by ``copies`` copies of the
+    last frame it read, then zeros (which count as absent).
+    """
+    kept = rows[:len(rows) - drop]
+    pad = np.concatenate([np.repeat(kept[-1:], copies, axis=0),
+                          np.zeros((drop + 2, rows.shape[1]), np.float32)])
+    return _nz_delta_rows(np.concatenate([kept, pad])[:len(rows) + 2], norm)
+
+
+# End-of-input rules tried for the last frames of a segmented recording: (drop, copies).
+_NZ_TAIL_RULES = [(drop, copies) for drop in range(6) for copies in range(drop + 3)]
+
+
+class _NzDeltas:
+    """The six F0-group deltas of ComParE_2016 for stitched segments, bit for bit.
+
+    openSMILE's normaliser of these deltas (see `_nz_delta_rows`) never resets, so their
+    values depend on the whole recording before them and no overlap makes a segment's
+    values equal one-pass extraction. They are recomputed instead from the stitched LLDs
+    (which are exact), carrying the normaliser from segment to segment. At the start of
+    the input the component reads the first frame for frames -2 and -1. The last few
+    frames of the input are read in openSMILE's end-of-input flush, which varies with
+    the recording; the rule it followed is found by reproducing the last segment's own
+    deltas (same end, own normaliser) and then applied with the one-pass normaliser. If
+    no rule reproduces them, those last frames are openSMILE's values rescaled by the
+    ratio of the normalisers (relative error about ``1e-7``-``1e-3``), logged at INFO.
+    Every segment's own deltas are also checked against the model; a mismatch warns.
+    """
+
+    TAIL = 16  # last LLD frames of a recording left to the end-of-input rules
+
+    def __init__(self, lld_columns, delta_columns, label):
+        self.lld, self.delta, self.label = lld_columns, delta_columns, label
+        self.norm = np.float32(10)   # openSMILE's initial 2 * (1**2 + 2**2)
+
+    @staticmethod
+    def _padded(x):
+        return np.concatenate([x[:1], x[:1], x])
+
+    def fix(self, values, start, owned, last):
+        """Replace the F0-group deltas of the owned rows ``values[owned]`` of a segment
+        whose row 0 is LLD frame ``start``; the other rows give the context."""
+        x, y = values[:, self.lld], values[:, self.delta]
+        stop = len(values) - self.TAIL if last else owned.stop
+        # the segment's own deltas (own normaliser, from its own start) check the model
+        own, own_norms = _nz_delta_rows(self._padded(x)[:stop + 4], 10)
+        exact = np.array_equal(own, y[:stop])
+        if not exact:
+            warnings.warn(
+                f"OpenSmileLLD: openSMILE's F0-group deltas of {_where(self.label)} do not "
+                f"follow the model used to stitch segments; the six F0, voicing, jitter, "
+                f"shimmer and HNR deltas may differ slightly from one-pass extraction. Set "
+                f"segment_seconds=None for one-pass extraction.", RuntimeWarning,
+                stacklevel=5)
+        # frames first - 2 ... stop + 1 as the one-pass delta component reads them
+        context = (self._padded(x)[:stop + 4] if start + owned.start == 0
+                   else x[owned.start - 2:stop + 2])
+        rows, norms = _nz_delta_rows(context, self.norm)
+        if not exact:
+            rows = self._rescaled(y[owned.start:stop], own_norms[owned.start:], norms)
+        self.norm = norms[-1, -1]
+        if last:
+            rows = np.concatenate([rows, self._tail(x[stop - 2:], y[stop:],
+                                                    own_norms[-1, -1], exact)])
+        values[owned, self.delta] = rows
+        return values
+
+    def _tail(self, x, y, own_norm, exact):
+        """Deltas of the last frames from their LLDs ``x`` (two frames more before them)
+        and the last segment's own deltas ``y`` with its own normaliser ``own_norm``."""
+        if exact:
+            for drop, copies in _NZ_TAIL_RULES:
+                if np.array_equal(_nz_tail_rows(x, own_norm, drop, copies)[0], y):
+                    return _nz_tail_rows(x, self.norm, drop, copies)[0]
+        _logger.info("OpenSmileLLD: the last %d F0-group deltas of %s follow no known "
+                     "end-of-input rule; rescaled to the one-pass normaliser.",
+                     len(y), _where(self.label))
+        return self._rescaled(y, _nz_tail_rows(x, own_norm, 1, 3)[1],
+                              _nz_tail_rows(x, self.norm, 1, 3)[1])
+
+    @staticmethod
+    def _rescaled(y, own_norms, norms):
+        return (y.astype(np.float64) * own_norms / norms).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _nz_columns(feature_set):
+    """Columns of the ComParE F0-group LLDs and of their deltas; None for eGeMAPSv02."""
+    if feature_set != "ComParE_2016":
+        return None
+    names = list(_feature_names(feature_set))
+    return ([names.index(name) for name in _NZ_LLDS],
+            [names.index(f"{name}_de") for name in _NZ_LLDS])
+
+
+def _lld_blocks(feature_set, samples, n_samples, sampling_rate, segment_seconds, label):
+    """openSMILE's LLD frames of a recording, as one-pass extraction gives them, in blocks.
+
+    Yields ``(first, values, hop, window)``: LLD frames ``first ... first + len(values) - 1``
+    (float32 ``(n, n_features)``), hop and window in seconds. A recording longer than
+    ``segment_seconds`` (plus the right context) is extracted in segments of that many
+    seconds, each with `_SEGMENT_CONTEXT` frames before and after it that are extracted
+    and discarded; see the Notes of `OpenSmileLLD` for what makes the frames identical.
+    """
+    smile = _smile(feature_set)
+    hop_samples = _hop_samples(sampling_rate)
+    left, right = _SEGMENT_CONTEXT[feature_set]
+    if segment_seconds is not None:
+        segment = max(1, int(segment_seconds * sampling_rate) // hop_samples)  # frames
+    if segment_seconds is None or n_samples <= (segment + right) * hop_samples:
+        lld = smile.process_signal(samples(0, n_samples), sampling_rate)
+        yield (0, lld.to_numpy(dtype=np.float32), *_hop_and_window(lld, sampling_rate))
+        return
+    columns = _nz_columns(feature_set)
+    nz = _NzDeltas(*columns, label) if columns is not None else None
+    compared = np.ones(len(_feature_names(feature_set)), dtype=bool)
+    if columns is not None:
+        compared[columns[1]] = False
+    first, expected, timing = 0, None, None
+    while True:
+        stop_frame = first + segment
+        last = (stop_frame + right) * hop_samples >= n_samples
+        stop = n_samples if last else (stop_frame + right) * hop_samples
+        context = left
+        while True:
+            start = max(0, first - context)  # first frame extracted
+            lld = smile.process_signal(samples(start * hop_samples, stop), sampling_rate)
+            values = lld.to_numpy(dtype=np.float32, copy=True)
+            # Frames both this segment and the previous one extracted must agree.
+            overlap = values[first - start:first - start + len(expected), compared] \
+                if expected is not None else None
+            if overlap is None or np.array_equal(overlap, expected[:len(overlap)]):
+                break
+            if context >= 8 * left:
+                warnings.warn(
+                    f"OpenSmileLLD: consecutive segments of {_where(label)} disagree on the "
+                    f"LLD frames they share at {first * hop_samples / sampling_rate:.2f} s "
+                    f"even with {context * _HOP_SECONDS:g} s of context; the stitched "
+                    f"frames may differ from one-pass extraction there. Set "
+                    f"segment_seconds=None for one-pass extraction.",
+                    RuntimeWarning, stacklevel=4)
+                break
+            context *= 2
+        if timing is None:
+            timing = _hop_and_window(lld, sampling_rate)
+        owned = slice(first - start, len(values) if last else stop_frame - start)
+        if nz is not None:
+            values = nz.fix(values, start, owned, last)
+        yield (first, values[owned], *timing)
+        if last:
+            return
+        # the previous segment's frames after its own: compared with the next segment
+        expected = values[owned.stop:owned.stop + right // 2, compared]
+        first = stop_frame
+
+
+def _extract_chunk(positions, jobs, feature_set, frame_rate, normalise_peak,
+                   segment_seconds):
     """Worker task: extract the recordings of one chunk with one openSMILE extractor."""
-    return positions, [_extract_one(feature_set, *job, frame_rate, normalise_peak)
-                       for job in jobs]
+    return positions, [_extract_one(feature_set, *job, frame_rate, normalise_peak,
+                                    segment_seconds) for job in jobs]
 
 
 class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
@@ -255,6 +506,12 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         paper, 100 keeps openSMILE's rate.
     normalise_peak : bool, default=True
         Scale every recording to 0 dB peak before extraction.
+    segment_seconds : float or None, default=60.0
+        Recordings longer than this are extracted in segments of this many seconds
+        (each with openSMILE context before and after it that is extracted and
+        discarded) and stitched, so peak memory stays bounded whatever the length;
+        the frames are identical to one-pass extraction (see Notes). None extracts
+        every recording in one pass.
     speaker_col : str, default="speaker"
         Column of the recordings table that holds the speaker; passed to the output.
     n_jobs : int, default=None
@@ -285,6 +542,26 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     is used. The output is the frame table: same index, columns ``[speaker_col,
     "features"]``. ``fit`` learns nothing; it checks the parameters and the table.
 
+    **Long recordings.** One openSMILE pass holds the whole recording's intermediate
+    levels in memory (measured: 269 MB peak RSS for 1 min of 16 kHz audio, 2.07 GB for
+    30 min). Above ``segment_seconds`` a recording is extracted segment by segment:
+    each segment is extracted with 10 s (eGeMAPSv02: 5 s) of audio before it and 1 s
+    after it, and only its own frames are kept, so every kept frame saw the same input
+    as in one pass as far as openSMILE's windows, smoothing, Viterbi pitch smoothing,
+    RASTA filter and deltas look. Consecutive segments are checked against each other
+    on the frames they share (more context is taken if they disagree). One exception
+    has unbounded context: the deltas of ComParE_2016's six F0-group LLDs (F0,
+    voicing, jitter, shimmer, HNR) use a normaliser that openSMILE accumulates from the
+    start of the input; they are recomputed from the stitched LLDs with the
+    normaliser carried across segments, in openSMILE's float32 arithmetic, so they are
+    bit-identical too, except for the last few LLD frames of a recording, which openSMILE
+    computes in its end-of-input flush: when no known flush rule reproduces them, those
+    deltas are rescaled to the carried normaliser and may differ in the last bits
+    (measured on 30 min of audio: 6 values of the last 0.15 s, ≤ 1.5e-14 absolute,
+    1.5e-8 relative; every other value identical). ``benchmarks/bench_features.py
+    --long 1 10 30`` measures memory and time (30 min: 450 MB peak RSS segmented
+    against 1.85 GB in one pass; the recording itself must fit in memory).
+
     References
     ----------
     .. [1] L. Stappen, V. Karas, N. Cummins, F. Ringeval, K. Scherer and B. Schuller,
@@ -309,10 +586,11 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """
 
     def __init__(self, feature_set="ComParE_2016", frame_rate=25, normalise_peak=True,
-                 speaker_col="speaker", n_jobs=None, verbose=0):
+                 segment_seconds=60.0, speaker_col="speaker", n_jobs=None, verbose=0):
         self.feature_set = feature_set
         self.frame_rate = frame_rate
         self.normalise_peak = normalise_peak
+        self.segment_seconds = segment_seconds
         self.speaker_col = speaker_col
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -328,6 +606,11 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         if not isinstance(self.normalise_peak, (bool, np.bool_)):
             raise ValueError(f"OpenSmileLLD: normalise_peak must be True or False, got "
                              f"{self.normalise_peak!r}.")
+        seg = self.segment_seconds
+        if seg is not None and (isinstance(seg, bool) or not isinstance(seg, numbers.Real)
+                                or not np.isfinite(seg) or seg < 1):
+            raise ValueError(f"OpenSmileLLD: segment_seconds must be None (one pass) or a "
+                             f"number of seconds >= 1, got {seg!r}.")
         if not isinstance(self.speaker_col, str):
             raise ValueError(f"OpenSmileLLD: speaker_col must be a column name (str), got "
                              f"{self.speaker_col!r}.")
@@ -435,7 +718,8 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         """
         feature_set = self._check_params()
         jobs = self._check_recordings(X)
-        settings = (feature_set, float(self.frame_rate), bool(self.normalise_peak))
+        settings = (feature_set, float(self.frame_rate), bool(self.normalise_peak),
+                    None if self.segment_seconds is None else float(self.segment_seconds))
         n_workers = min(effective_n_jobs(self.n_jobs), len(jobs))
         features = [None] * len(jobs)
         with tqdm(total=len(jobs), disable=not self.verbose, desc="openSMILE LLDs",

@@ -98,32 +98,79 @@ def to_frame_grid(times, values, n_frames, frame_rate):
     if times.shape[0] != values.shape[0]:
         raise ValueError(f"times has {times.shape[0]} entries but values has "
                          f"{values.shape[0]} rows; give one time stamp per row.")
-    n_columns = values.shape[1]
     if n_frames <= 0:
         raise ValueError(f"n_frames must be positive, got {n_frames}.")
     if values.shape[0] == 0:
         raise ValueError("no values to bring onto the frame grid (the source is empty).")
-    index = np.floor(times * frame_rate + _EPS).astype(np.int64)
-    # A window centred a hair past the end still belongs to the last frame.
-    index = np.clip(index, 0, None)
-    late = index >= n_frames
-    if np.any(late):
-        tolerance = index[late] - (n_frames - 1)
-        if np.any(tolerance > 1):
-            raise ValueError(
-                f"{int(late.sum())} values have time stamps after the last of {n_frames} "
-                f"frames at {frame_rate} Hz (latest {times.max():.3f} s); the source is "
-                f"longer than the recording it is aligned to.")
-        index[late] = n_frames - 1
-    counts = np.bincount(index, minlength=n_frames).astype(float)
-    grid = np.empty((n_frames, n_columns))
-    for j in range(n_columns):
-        grid[:, j] = np.bincount(index, weights=values[:, j], minlength=n_frames)
-    filled = counts > 0
-    grid[filled] /= counts[filled, None]
-    if not filled.all():
-        where = np.flatnonzero(filled)
-        missing = np.flatnonzero(~filled)
-        for j in range(n_columns):
-            grid[missing, j] = np.interp(missing, where, grid[where, j])
-    return grid
+    grid = _GridAverager(n_frames, values.shape[1], frame_rate)
+    grid.add(times, values)
+    return grid.result()
+
+
+class _GridAverager:
+    """`to_frame_grid` fed block by block: the same float64 grid, bit for bit.
+
+    Blocks must come in time order (a long recording's LLD frames, segment by segment).
+    Each frame's sum is one sequential ``np.bincount`` over its values in input order, as
+    in a single call: the values of the last frame a block reaches are held back until a
+    later block (or `result`) shows that the frame is complete, so no frame's sum is ever
+    split into partial sums, whose addition would round differently.
+    """
+
+    def __init__(self, n_frames, n_columns, frame_rate):
+        self.n_frames, self.frame_rate = n_frames, frame_rate
+        self.sums = np.zeros((n_frames, n_columns))   # (n_frames, n_columns)
+        self.counts = np.zeros(n_frames)
+        self._held = None                                # (index, values) of the open frame
+
+    def _index(self, times):
+        index = np.floor(times * self.frame_rate + _EPS).astype(np.int64)
+        # A window centred a hair past the end still belongs to the last frame.
+        index = np.clip(index, 0, None)
+        late = index >= self.n_frames
+        if np.any(late):
+            tolerance = index[late] - (self.n_frames - 1)
+            if np.any(tolerance > 1):
+                raise ValueError(
+                    f"{int(late.sum())} values have time stamps after the last of "
+                    f"{self.n_frames} frames at {self.frame_rate} Hz (latest "
+                    f"{times.max():.3f} s); the source is longer than the recording it is "
+                    f"aligned to.")
+            index[late] = self.n_frames - 1
+        return index
+
+    def add(self, times, values, *, final=True):
+        """Add time-stamped ``values`` ``(n, n_columns)``; ``final=False`` if more follow."""
+        index = self._index(np.asarray(times, dtype=float))
+        values = np.asarray(values, dtype=float)
+        if self._held is not None:
+            index = np.concatenate([self._held[0], index])
+            values = np.concatenate([self._held[1], values])
+            self._held = None
+        if not final and len(index):
+            open_frame = index >= index.max()
+            self._held = index[open_frame], values[open_frame]
+            index, values = index[~open_frame], values[~open_frame]
+        if len(index) == 0:
+            return
+        low = int(index.min())
+        local = index - low
+        width = int(local.max()) + 1
+        self.counts[low:low + width] += np.bincount(local, minlength=width)
+        for j in range(values.shape[1]):
+            self.sums[low:low + width, j] += np.bincount(local, weights=values[:, j],
+                                                         minlength=width)
+
+    def result(self):
+        """The grid ``(n_frames, n_columns)``, float64: means, gaps interpolated."""
+        if self._held is not None:
+            self.add(np.empty(0), np.empty((0, self.sums.shape[1])))
+        grid, counts = self.sums, self.counts
+        filled = counts > 0
+        grid[filled] /= counts[filled, None]
+        if not filled.all():
+            where = np.flatnonzero(filled)
+            missing = np.flatnonzero(~filled)
+            for j in range(grid.shape[1]):
+                grid[missing, j] = np.interp(missing, where, grid[where, j])
+        return grid

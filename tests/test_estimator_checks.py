@@ -12,11 +12,12 @@ To still run the API checks that do not depend on the input format (repr, clonin
 get/set_params, nothing set in ``__init__``, NotFittedError before fit, mixin order,
 default-constructible parameters, ...), `test_sklearn_api_as_if_2d` re-runs all checks on
 test-only subclasses that *claim* 2-D array input. Every check that then fails is listed
-in `expected_failed_checks` with the reason, and the xfail marks are strict, so the list
-is exact: a check that starts passing (or a new check that fails) breaks this test.
+in `expected_failed_checks` with the reason and must fail in exactly that way (the
+exception type and message of `_expected_raise`): a check that starts passing, fails
+differently, or a new check that fails, breaks this test.
 """
 
-from unittest import SkipTest
+import re
 
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -188,22 +189,75 @@ ESTIMATORS = [OpenSmileLLD(), SpeakerNormaliser(), SequencePadder(max_len=100),
               StackedIntraAttClassifier(**TINY), EncInterAttDecClassifier(**TINY)]
 
 
+# What each expected failure must raise: by default the estimator's own "not my input"
+# TypeError (below, per input); these checks fail otherwise, each in the stated way.
+_RAISES = {
+    "check_estimators_empty_data_messages": (
+        AssertionError, r"does not raise a ValueError when an empty data is used"),
+    "check_estimators_nan_inf": (AssertionError, r"doesn't check for NaN and inf in fit"),
+    "check_estimator_sparse_tag": (AssertionError, r"failed when fitted on sparse data"),
+    "check_estimator_sparse_array": (AssertionError,
+                                     r"doesn't seem to fail gracefully on sparse data"),
+    "check_estimator_sparse_matrix": (AssertionError,
+                                      r"doesn't seem to fail gracefully on sparse data"),
+    "check_positive_only_tag_during_fit": (AssertionError,
+                                           r"raised TypeError unexpectedly.*negative input"),
+    "check_classifiers_one_label": (AssertionError,
+                                    r"can't train when only one class is present"),
+    "check_classifiers_train": (AssertionError, r"does not raise an error when "
+                                                r"incorrect/malformed input data for fit"),
+    "check_classifiers_regression_target": (AssertionError,
+                                            r"When a classifier is passed a continuous "
+                                            r"target"),
+    "check_supervised_y_no_nan": (AssertionError,
+                                  r"should have raised error on fitting array y with inf"),
+    "check_classifier_not_supporting_multiclass": (
+        AssertionError, r"does not support multiclass classification"),
+    "check_no_attributes_set_in_init": (
+        AssertionError, r"should not set any attribute apart from parameters during init\. "
+                        r"Found attributes \['history_', 'initialized_'"),
+    "check_classifiers_one_label_sample_weights": (
+        AssertionError, r"should contain one of the following patterns:.*sample_weight.*"
+                        r"expects a SequenceBatch"),
+    "check_class_weight_classifiers": (
+        ValueError, r"class_weight must be 'balanced' or None, got \{0: 1000, 1: 0\.0001\}"),
+    "check_set_params": (AttributeError, r"'float' object has no attribute 'add'"),
+}
+
+
+def _expected_raise(estimator, name):
+    if name in _RAISES:
+        return _RAISES[name]
+    cls = next(c for c in type(estimator).__mro__ if not c.__name__.endswith("As2D"))
+    if isinstance(estimator, OpenSmileLLD):
+        return TypeError, r"^OpenSmileLLD expects a recordings table: a pandas DataFrame"
+    if isinstance(estimator, NETWORKS):
+        return TypeError, (rf"^_?{type(estimator).__name__} expects a SequenceBatch "
+                           rf"\(the output of SequencePadder\)")
+    return TypeError, rf"^{cls.__name__} expects a frame table"
+
+
 def _run(estimator, check):
-    """Run a check; an expected failure is re-raised without sklearn's deep traceback,
-    which pytest would otherwise spend a quarter of a second formatting per xfail."""
-    if _check_name(check) not in expected_failed_checks(estimator):
+    """Run a check; a check in `expected_failed_checks` must fail in the stated way.
+
+    It must raise the exception type and message of `_expected_raise`: a check that
+    starts passing, or fails differently, fails the test (so the list is exact and each
+    reason is checked, not just that something went wrong).
+    """
+    name = _check_name(check)
+    if name not in expected_failed_checks(estimator):
         check(estimator)
         return
-    try:
+    kind, pattern = _expected_raise(estimator, name)
+    with pytest.raises(kind) as info:
         check(estimator)
-    except SkipTest:
-        raise
-    except Exception as exc:
-        raise AssertionError(f"{type(exc).__name__}: {exc}") from None
+    if not re.search(pattern, str(info.value), re.S):
+        pytest.fail(f"{name} was expected to fail with {kind.__name__} matching "
+                    f"{pattern!r} but raised {info.type.__name__}: {info.value}",
+                    pytrace=False)
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks,
-                         xfail_strict=True)
+@parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible(estimator, check):
     _run(estimator, check)
 
@@ -212,8 +266,7 @@ def test_sklearn_compatible(estimator, check):
                           _SequencePadderAs2D(max_len=100),
                           _FrameClassifierAs2D(LogisticRegression()),
                           _StackedIntraAttClassifierAs2D(**TINY),
-                          _EncInterAttDecClassifierAs2D(**TINY)],
-                         expected_failed_checks=expected_failed_checks, xfail_strict=True)
+                          _EncInterAttDecClassifierAs2D(**TINY)])
 # the networks' check_set_params (an expected failure, see _NETWORK) warns once per param
 @pytest.mark.filterwarnings("ignore:.*occurred during set_params of param:UserWarning")
 @pytest.mark.filterwarnings("ignore:Estimator's parameters changed after set_params:UserWarning")

@@ -350,6 +350,8 @@ def test_non_finite_features_from_opensmile_are_caught(monkeypatch):
     smile = features_module._smile("eGeMAPSv02")
 
     class NaNSmile:
+        feature_names = smile.feature_names
+
         def process_signal(self, signal, sampling_rate):
             lld = smile.process_signal(signal, sampling_rate)
             lld.iloc[5, 2] = np.nan
@@ -369,7 +371,53 @@ def test_non_finite_features_from_opensmile_are_caught(monkeypatch):
     ({"normalise_peak": "yes"}, "normalise_peak must be True or False"),
     ({"n_jobs": 0}, "n_jobs must be None or a non-zero integer"),
     ({"speaker_col": 3}, "speaker_col must be a column name"),
+    ({"segment_seconds": 0.5}, r"segment_seconds must be None \(one pass\) or a number"),
+    ({"segment_seconds": "60"}, r"segment_seconds must be None \(one pass\) or a number"),
 ])
 def test_bad_parameters(params, match):
     with pytest.raises(ValueError, match=match):
         OpenSmileLLD(**params).fit(recordings([tone(0.5)]))
+
+
+@pytest.fixture(scope="module")
+def long_speech():
+    """About 50 s of the generated corpus's speech, one signal (several segments)."""
+    from sklearn_s2au.datasets import make_speech_au_corpus
+
+    corpus = make_speech_au_corpus(n_speakers=2, recordings_per_speaker=8, random_state=3)
+    signal = np.concatenate([np.asarray(s, dtype=np.float32) for s in corpus.X["signal"]])
+    return signal, int(corpus.X["sampling_rate"].iloc[0])
+
+
+@pytest.mark.parametrize("feature_set", ["eGeMAPSv02", "ComParE_2016"])
+def test_segmented_extraction_equals_one_pass(long_speech, feature_set, monkeypatch):
+    signal, sampling_rate = long_speech
+    assert signal.size / sampling_rate > 40
+    X = pd.DataFrame({"speaker": ["s1"], "signal": [signal], "sampling_rate": [sampling_rate]})
+    calls = []
+    smile = features_module._smile
+
+    class Counting:
+        def __init__(self, fs):
+            self.inner = smile(fs)
+            self.feature_names = self.inner.feature_names
+
+        def process_signal(self, x, sr):
+            calls.append(x.size / sr)
+            return self.inner.process_signal(x, sr)
+
+    monkeypatch.setattr(features_module, "_smile", Counting)
+    one_pass = OpenSmileLLD(feature_set, segment_seconds=None).fit_transform(X)
+    assert len(calls) == 1
+    calls.clear()
+    segmented = OpenSmileLLD(feature_set, segment_seconds=8).fit_transform(X)
+    # really in segments, each far shorter than the recording
+    assert len(calls) >= 5 and max(calls) < 8 + 10 + 1 + 0.1
+    a, b = one_pass["features"].iloc[0], segmented["features"].iloc[0]
+    assert a.shape == b.shape == (frame_count(signal.size / sampling_rate, 25), a.shape[1])
+    np.testing.assert_array_equal(a, b)      # bit for bit, every feature, every frame
+    # at openSMILE's own rate too (no averaging that could hide a shifted frame)
+    calls.clear()
+    a100 = OpenSmileLLD(feature_set, frame_rate=100, segment_seconds=None).fit_transform(X)
+    b100 = OpenSmileLLD(feature_set, frame_rate=100, segment_seconds=8).fit_transform(X)
+    np.testing.assert_array_equal(a100["features"].iloc[0], b100["features"].iloc[0])
