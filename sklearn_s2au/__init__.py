@@ -17,6 +17,7 @@ _EXPORTS = {
     "SequencePadder": "preprocessing",
     "SequenceBatch": "preprocessing",
     "FrameClassifier": "baselines",
+    "FrameRegressor": "baselines",
     "StackedIntraAttClassifier": "classifiers",
     "EncInterAttDecClassifier": "classifiers",
     "sequence_uar": "metrics",

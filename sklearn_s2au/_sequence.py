@@ -94,13 +94,15 @@ class SequenceBatch:
         mask = self.mask()
         return np.flatnonzero(mask.ravel())
 
-    def pad_labels(self, y):
+    def pad_labels(self, y, binary=True):
         """Per-recording labels to ``float32`` ``(n_chunks, max_len[, n_targets])``.
 
         Checks that each recording has exactly as many labels as frames and that labels
-        are binary; padded steps are 0 (and must be masked out by the consumer).
+        are binary (or, with ``binary=False``, finite real values such as intensities);
+        padded steps are 0 (and must be masked out by the consumer).
         """
-        labels = check_labels(y, self.n_frames, index=self.index, step="SequenceBatch")
+        labels = check_labels(y, self.n_frames, index=self.index, step="SequenceBatch",
+                              binary=binary)
         flat = np.concatenate(labels, axis=0)
         tail = flat.shape[1:]
         out = np.zeros((self.n_chunks * self.max_len,) + tail, dtype=np.float32)

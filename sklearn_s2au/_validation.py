@@ -111,15 +111,17 @@ def label_shape(tail):
     return "(n_frames,)" if not tuple(tail) else f"(n_frames, {tuple(tail)[0]})"
 
 
-def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
+def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True, binary=True):
     """Validate per-recording labels against the recordings' frame counts.
 
     Returns a list of ``float32`` arrays, each ``(n_frames_i,)`` or ``(n_frames_i, K)``
-    (all with the same K), holding only 0 and 1.
+    (all with the same K), holding only 0 and 1 (``binary=True``) or finite real values
+    such as AU intensities (``binary=False``).
     """
+    kind = "0/1 label" if binary else "target (e.g. AU intensity)"
     if y is None:
         raise ValueError(f"{step} requires y to be passed, but the target y is None: give "
-                         f"one 0/1 label sequence per recording.")
+                         f"one {kind} sequence per recording.")
     if isinstance(y, (pd.Series, pd.DataFrame)):
         y = list(y.to_numpy())
     if isinstance(y, np.ndarray) and y.dtype != object:
@@ -127,7 +129,7 @@ def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
     y = list(y)
     if len(y) != len(n_frames):
         raise ValueError(f"{step}: got labels for {len(y)} recordings but features for "
-                         f"{len(n_frames)}; give one label sequence per recording.")
+                         f"{len(n_frames)}; give one {kind} sequence per recording.")
     out = []
     n_targets = None
     for i, (labels, n) in enumerate(zip(y, n_frames)):
@@ -157,6 +159,15 @@ def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True):
             values = arr.astype(np.float32)
         except (TypeError, ValueError):
             raise ValueError(f"{step}: labels of recording {where} are not numeric.") from None
+        if not binary:
+            if not np.isfinite(values).all():
+                frame = int(np.argwhere(~np.isfinite(values))[0][0])
+                raise ValueError(f"{step}: the targets of recording {where} hold a "
+                                 f"non-finite value (NaN or inf, or beyond the float32 "
+                                 f"range) at frame {frame}; give a finite target on every "
+                                 f"frame (interpolate missing intensities first).")
+            out.append(values)
+            continue
         if not np.isin(values, (0.0, 1.0)).all():
             odd = np.unique(values[~np.isin(values, (0.0, 1.0))])[:5]
             raise ValueError(f"{step}: labels of recording {where} contain {odd.tolist()}; "

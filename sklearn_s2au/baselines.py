@@ -1,11 +1,13 @@
-"""Frame-by-frame baselines: any scikit-learn classifier with the sequence models' I/O."""
+"""Frame-by-frame baselines: any scikit-learn classifier or regressor with the sequence
+models' I/O."""
 
 import numbers
 import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
+from sklearn.base import (BaseEstimator, ClassifierMixin, RegressorMixin, clone,
+                          is_classifier, is_regressor)
 from sklearn.dummy import DummyClassifier
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.metaestimators import available_if
@@ -13,9 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._sequence import SequenceBatch
 from ._validation import check_frame_table, check_labels, sequence_input_tags
-from .metrics import sequence_uar
+from .metrics import sequence_ccc, sequence_uar
 
-__all__ = ["FrameClassifier"]
+__all__ = ["FrameClassifier", "FrameRegressor"]
 
 
 def _estimator_has(method):
@@ -83,7 +85,57 @@ def _non_finite_attributes(estimator):
     return bad
 
 
-class FrameClassifier(ClassifierMixin, BaseEstimator):
+class _FrameEstimator(BaseEstimator):
+    """What the frame-wise baselines share: frames in, one output per real frame out."""
+
+    _step = "FrameEstimator"          # how errors name the estimator
+    _kind = "estimator"
+
+    def _frames(self, X):
+        """Per-recording ``(n_frames_i, n_features)`` arrays and the recordings' index."""
+        if isinstance(X, SequenceBatch):
+            features = [np.ascontiguousarray(f, dtype=np.float32) for f in X.unpad(X.X)]
+            return features, X.index
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"{self._step} expects a frame table (pandas DataFrame with "
+                            f"a 'features' column, e.g. from SpeakerNormaliser) or a "
+                            f"SequenceBatch (from SequencePadder); got {type(X).__name__}.")
+        features, _ = check_frame_table(X, self.speaker_col, step=self._step,
+                                        require_speaker=False)
+        return features, X.index
+
+    def _design(self, X):
+        check_is_fitted(self, "estimators_")
+        features, _ = self._frames(X)
+        if features[0].shape[1] != self.n_features_in_:
+            raise ValueError(f"{self._step}: the frames have {features[0].shape[1]} "
+                             f"features but the {self._kind} was fitted on "
+                             f"{self.n_features_in_}; use the same feature set.")
+        n_frames = np.array([len(f) for f in features], dtype=np.int64)
+        return _stack_context(features, int(self.context)), n_frames
+
+    def _per_recording(self, columns, n_frames):
+        flat = np.stack(columns, axis=1) if self.outputs_2d_ else columns[0]
+        return _split_recordings(flat, n_frames)
+
+    def _check_common_params(self):
+        if (isinstance(self.context, bool) or not isinstance(self.context, numbers.Integral)
+                or self.context < 0):
+            raise ValueError(f"{self._step}: context must be an integer >= 0 (frames on "
+                             f"each side), got {self.context!r}.")
+
+    def _warn_non_finite(self, est, k):
+        bad = _non_finite_attributes(est)
+        if bad:
+            where = f"target {k}" if self.outputs_2d_ else "the target"
+            warnings.warn(
+                f"{self._step}: the fitted {type(est).__name__} of {where} has "
+                f"non-finite values in {bad}; its training diverged and its predictions "
+                f"are meaningless. Lower its learning rate or step size, or scale the "
+                f"features (SpeakerNormaliser).", RuntimeWarning, stacklevel=3)
+
+
+class FrameClassifier(ClassifierMixin, _FrameEstimator):
     """Apply any scikit-learn classifier frame by frame, with the sequence models' I/O.
 
     The baseline of Ringeval et al. (2015), an SVM on single frames, as a drop-in
@@ -163,6 +215,9 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
     True
     """
 
+    _step = "FrameClassifier"
+    _kind = "classifier"
+
     def __init__(self, estimator, context=0, speaker_col="speaker", max_frames=None,
                  random_state=None):
         self.estimator = estimator
@@ -180,42 +235,12 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
                             f"per frame), got the {type(self.estimator).__name__} "
                             f"{get_tags(self.estimator).estimator_type or 'estimator'}; "
                             f"use e.g. SVC, LinearSVC or LogisticRegression.")
-        if (isinstance(self.context, bool) or not isinstance(self.context, numbers.Integral)
-                or self.context < 0):
-            raise ValueError(f"FrameClassifier: context must be an integer >= 0 (frames on "
-                             f"each side), got {self.context!r}.")
+        self._check_common_params()
         if self.max_frames is not None and (
                 isinstance(self.max_frames, bool)
                 or not isinstance(self.max_frames, numbers.Integral) or self.max_frames < 2):
             raise ValueError(f"FrameClassifier: max_frames must be None or an integer >= 2 "
                              f"(room for one frame of each class), got {self.max_frames!r}.")
-
-    def _frames(self, X):
-        """Per-recording ``(n_frames_i, n_features)`` arrays and the recordings' index."""
-        if isinstance(X, SequenceBatch):
-            features = [np.ascontiguousarray(f, dtype=np.float32) for f in X.unpad(X.X)]
-            return features, X.index
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"FrameClassifier expects a frame table (pandas DataFrame with "
-                            f"a 'features' column, e.g. from SpeakerNormaliser) or a "
-                            f"SequenceBatch (from SequencePadder); got {type(X).__name__}.")
-        features, _ = check_frame_table(X, self.speaker_col, step="FrameClassifier",
-                                        require_speaker=False)
-        return features, X.index
-
-    def _design(self, X):
-        check_is_fitted(self, "estimators_")
-        features, _ = self._frames(X)
-        if features[0].shape[1] != self.n_features_in_:
-            raise ValueError(f"FrameClassifier: the frames have {features[0].shape[1]} "
-                             f"features but the classifier was fitted on "
-                             f"{self.n_features_in_}; use the same feature set.")
-        n_frames = np.array([len(f) for f in features], dtype=np.int64)
-        return _stack_context(features, int(self.context)), n_frames
-
-    def _per_recording(self, columns, n_frames):
-        flat = np.stack(columns, axis=1) if self.outputs_2d_ else columns[0]
-        return _split_recordings(flat, n_frames)
 
     def fit(self, X, y):
         """Fit one clone of ``estimator`` per target on the real frames.
@@ -264,14 +289,7 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
             else:
                 est = clone(self.estimator)
             self.estimators_.append(est.fit(design[rows], target[rows]))
-            bad = _non_finite_attributes(est)
-            if bad:
-                where = f"target {k}" if self.outputs_2d_ else "the target"
-                warnings.warn(
-                    f"FrameClassifier: the fitted {type(est).__name__} of {where} has "
-                    f"non-finite values in {bad}; its training diverged and its predictions "
-                    f"are meaningless. Lower its learning rate or step size, or scale the "
-                    f"features (SpeakerNormaliser).", RuntimeWarning, stacklevel=2)
+            self._warn_non_finite(est, k)
         self.n_outputs_ = flat_y.shape[1]
         self.n_features_in_ = features[0].shape[1]
         self.classes_ = ([e.classes_ for e in self.estimators_] if self.outputs_2d_
@@ -373,4 +391,210 @@ class FrameClassifier(ClassifierMixin, BaseEstimator):
         # labels are 0/1 per frame (check_labels); 2-D labels are several binary targets
         tags.classifier_tags.multi_class = False
         tags.classifier_tags.multi_label = True
+        return tags
+
+
+class FrameRegressor(RegressorMixin, _FrameEstimator):
+    """Apply any scikit-learn regressor frame by frame, with the sequence models' I/O.
+
+    The intensity counterpart of `FrameClassifier`: an SVR on single frames (the
+    regression variant of the Ringeval et al. (2015) baseline) predicting AU intensity
+    (e.g. OpenFace's 0-5 ``AUxx_r``) on every real frame. It takes the same inputs (a
+    frame table from `SpeakerNormaliser`, or a `SequenceBatch` from `SequencePadder`,
+    whose padding is dropped) and one target array per recording
+    (``corpus.intensity(aus=[...])``), and returns one float prediction per real frame
+    per recording, in input order. Every real frame of every training recording is a
+    training sample; optionally each frame is stacked with its ``context`` neighbours on
+    either side.
+
+    With several targets (2-D arrays ``(n_frames_i, n_targets)``, several AUs) one clone
+    of ``estimator`` is fitted per target, on the same frames.
+
+    Parameters
+    ----------
+    estimator : regressor
+        Unfitted scikit-learn regressor, cloned for every target, e.g. ``SVR()`` or
+        ``LinearSVR()``.
+    context : int, default=0
+        Frames of context on each side, as in `FrameClassifier`.
+    speaker_col : str, default="speaker"
+        Speaker column of a frame table (only validated when present).
+    max_frames : int or None, default=None
+        If set and the training data hold more frames, fit on a uniform random subsample
+        of ``max_frames`` frames (the same frames for every target). Kernel SVRs scale
+        quadratically or worse with the number of samples, so this bounds their training
+        time; None uses every frame.
+    clip : bool, default=True
+        Clip the predictions of each target to the range of its training targets (for
+        intensities: never below 0 or above the largest intensity seen). This never
+        moves a prediction away from a true value inside that range.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subsampling of ``max_frames``; not passed on to ``estimator``.
+
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The fitted clones, one per target.
+    estimator_ : estimator
+        ``estimators_[0]``; only set for 1-D targets.
+    target_range_ : ndarray of shape (n_outputs_, 2)
+        Smallest and largest training target per target (the clipping range).
+    n_outputs_ : int
+        Number of targets.
+    outputs_2d_ : bool
+        Whether the targets were 2-D; predictions then are ``(n_frames_i, n_outputs_)``.
+    n_features_in_ : int
+        Features per frame, before context stacking.
+
+    See Also
+    --------
+    FrameClassifier : The same for 0/1 labels.
+    sklearn_s2au.metrics.sequence_ccc : The evaluation metric (also used by `score`).
+
+    References
+    ----------
+    F. Ringeval, E. Marchi, M. Mehu, K. Scherer and B. Schuller, "Face reading from
+    speech: predicting facial action units from audio cues", Interspeech 2015.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn.svm import SVR
+    >>> from sklearn_s2au.baselines import FrameRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> feats = [rng.randn(n, 3).astype(np.float32) for n in (20, 30, 25)]
+    >>> X = pd.DataFrame({"speaker": ["a", "b", "c"], "features": feats})
+    >>> y = [np.c_[np.clip(f[:, 0] + 1, 0, 5), np.clip(f[:, 1], 0, 5)] for f in feats]
+    >>> reg = FrameRegressor(SVR(), context=1).fit(X, y)
+    >>> [p.shape for p in reg.predict(X)]
+    [(20, 2), (30, 2), (25, 2)]
+    >>> reg.score(X, y) > 0.8
+    True
+    """
+
+    _step = "FrameRegressor"
+    _kind = "regressor"
+
+    def __init__(self, estimator, context=0, speaker_col="speaker", max_frames=None,
+                 clip=True, random_state=None):
+        self.estimator = estimator
+        self.context = context
+        self.speaker_col = speaker_col
+        self.max_frames = max_frames
+        self.clip = clip
+        self.random_state = random_state
+
+    def _check_params(self):
+        if not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict")):
+            raise TypeError(f"FrameRegressor: estimator must be a scikit-learn regressor "
+                            f"with fit and predict, got {self.estimator!r}.")
+        if not is_regressor(self.estimator):
+            kind = get_tags(self.estimator).estimator_type or "estimator"
+            hint = (" For 0/1 labels use FrameClassifier instead."
+                    if is_classifier(self.estimator) else "")
+            raise TypeError(f"FrameRegressor: estimator must be a regressor (a real value, "
+                            f"e.g. an AU intensity, per frame), got the "
+                            f"{type(self.estimator).__name__} {kind}; use e.g. SVR, "
+                            f"LinearSVR or Ridge.{hint}")
+        self._check_common_params()
+        if self.max_frames is not None and (
+                isinstance(self.max_frames, bool)
+                or not isinstance(self.max_frames, numbers.Integral) or self.max_frames < 1):
+            raise ValueError(f"FrameRegressor: max_frames must be None or a positive "
+                             f"integer, got {self.max_frames!r}.")
+        if not isinstance(self.clip, (bool, np.bool_)):
+            raise ValueError(f"FrameRegressor: clip must be True or False, got "
+                             f"{self.clip!r}.")
+
+    def fit(self, X, y):
+        """Fit one clone of ``estimator`` per target on the real frames.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or SequenceBatch
+            Frame table (``features`` column of ``(n_frames_i, n_features)`` arrays) or the
+            padded batch of `SequencePadder`.
+        y : sequence of array-like
+            One target array per recording (e.g. ``corpus.intensity(aus=[...])``),
+            ``(n_frames_i,)`` or ``(n_frames_i, n_targets)``, exactly as many frames as the
+            recording, finite values.
+
+        Returns
+        -------
+        self : FrameRegressor
+        """
+        self._check_params()
+        if y is None:
+            raise ValueError("FrameRegressor requires y to be passed, but the target y is "
+                             "None: give one target array (e.g. AU intensities) per "
+                             "recording.")
+        features, index = self._frames(X)
+        n_frames = [len(f) for f in features]
+        targets = check_labels(y, n_frames, index=index, step=self._step, binary=False)
+        flat_y = np.concatenate(targets, axis=0).astype(np.float64)
+        self.outputs_2d_ = flat_y.ndim == 2
+        if not self.outputs_2d_:
+            flat_y = flat_y[:, None]
+        design = _stack_context(features, int(self.context))
+        rows = slice(None)
+        if self.max_frames is not None and len(flat_y) > self.max_frames:
+            rng = check_random_state(self.random_state)
+            rows = np.sort(rng.choice(len(flat_y), int(self.max_frames), replace=False))
+        self.estimators_ = []
+        for k in range(flat_y.shape[1]):
+            est = clone(self.estimator).fit(design[rows], flat_y[rows, k])
+            self.estimators_.append(est)
+            self._warn_non_finite(est, k)
+        self.target_range_ = np.stack([flat_y.min(0), flat_y.max(0)], axis=1)
+        self.n_outputs_ = flat_y.shape[1]
+        self.n_features_in_ = features[0].shape[1]
+        if not self.outputs_2d_:
+            self.estimator_ = self.estimators_[0]
+        return self
+
+    def predict(self, X):
+        """Predict the target of every real frame.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or SequenceBatch
+            Frame table or padded batch, as in `fit`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_recordings,), dtype=object
+            One float64 array per recording, ``(n_frames_i,)`` or
+            ``(n_frames_i, n_targets)``, in input order.
+        """
+        design, n_frames = self._design(X)
+        columns = []
+        for k, est in enumerate(self.estimators_):
+            values = np.asarray(est.predict(design), dtype=np.float64).reshape(len(design))
+            if self.clip:
+                values = np.clip(values, *self.target_range_[k])
+            columns.append(values)
+        return self._per_recording(columns, n_frames)
+
+    def score(self, X, y):
+        """CCC of the predictions over the real frames (`sequence_ccc`), not R².
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or SequenceBatch
+            Frame table or padded batch.
+        y : sequence of array-like
+            One target array per recording.
+
+        Returns
+        -------
+        score : float
+            Mean concordance correlation coefficient over targets.
+        """
+        return sequence_ccc(y, self.predict(X))
+
+    def __sklearn_tags__(self):
+        tags = sequence_input_tags(super().__sklearn_tags__())
+        # one real value per frame and target; 2-D targets are several AUs
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
         return tags

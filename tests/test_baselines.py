@@ -1,19 +1,21 @@
-"""FrameClassifier: frame-by-frame sklearn classifiers with the sequence models' I/O."""
+"""FrameClassifier and FrameRegressor: frame-by-frame sklearn estimators with the sequence
+models' I/O."""
 
 import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.dummy import DummyClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, cross_validate
 from sklearn.pipeline import Pipeline
-from sklearn.svm import SVC
+from sklearn.svm import SVC, SVR
 
-from sklearn_s2au.baselines import FrameClassifier
-from sklearn_s2au.metrics import sequence_uar, uar_per_target_scorer, uar_scorer
+from sklearn_s2au.baselines import FrameClassifier, FrameRegressor
+from sklearn_s2au.metrics import (ccc_scorer, pearson_scorer, sequence_ccc, sequence_uar,
+                                  uar_per_target_scorer, uar_scorer)
 from sklearn_s2au.preprocessing import SequencePadder, SpeakerNormaliser
 
 
@@ -262,3 +264,129 @@ def test_grid_search_and_padded_pipeline():
     assert by_len.nunique().eq(1).all()
     pred = gs.predict(X)
     assert [p.shape for p in pred] == [(len(f), 2) for f in X["features"]]
+
+
+# --------------------------------------------------------------------------------------
+# FrameRegressor
+# --------------------------------------------------------------------------------------
+
+class _RecordingRegressor(RegressorMixin, BaseEstimator):
+    """Remembers what it was trained on; predicts 10 times the first column."""
+
+    def fit(self, X, y):
+        self.X_, self.y_ = np.array(X), np.array(y)
+        return self
+
+    def predict(self, X):
+        return 10.0 * np.asarray(X)[:, 0]
+
+
+def _intensity_corpus(n_speakers=4, per_speaker=3, seed=0):
+    """Frame table with two intensity targets (0-5) following the normalised features."""
+    X, _ = _corpus(n_speakers=n_speakers, per_speaker=per_speaker, seed=seed)
+    norm = SpeakerNormaliser().fit_transform(X)
+    y = np.empty(len(X), dtype=object)
+    y[:] = [np.c_[np.clip(1.5 * f[:, 0] + 1.0, 0, 5), np.clip(f[:, 1] - f[:, 2], 0, 5)]
+            for f in norm["features"]]
+    return X, y
+
+
+def test_frame_regressor_layout_values_and_one_clone_per_target():
+    X, y = _intensity_corpus()
+    norm = SpeakerNormaliser().fit_transform(X)
+    reg = FrameRegressor(Ridge(alpha=1.0)).fit(norm, y)
+    pred = reg.predict(norm)
+    assert pred.dtype == object and len(pred) == len(X)
+    assert [p.shape for p in pred] == [(len(f), 2) for f in X["features"]]
+    assert len(reg.estimators_) == 2 and reg.n_outputs_ == 2 and reg.outputs_2d_
+    # target k's clone is a Ridge fitted on the concatenated frames and column k
+    frames = np.concatenate(list(norm["features"]))
+    flat_y = np.concatenate(list(y))
+    for k in range(2):
+        alone = Ridge(alpha=1.0).fit(frames, flat_y[:, k])
+        np.testing.assert_allclose(reg.estimators_[k].coef_, alone.coef_, rtol=1e-5)
+        expected = np.clip(alone.predict(frames), flat_y[:, k].min(), flat_y[:, k].max())
+        np.testing.assert_allclose(np.concatenate(pred)[:, k], expected, rtol=1e-5,
+                                   atol=1e-6)
+    np.testing.assert_array_equal(reg.target_range_[:, 0], flat_y.min(0))
+    # 1-D targets: 1-D predictions and estimator_
+    one = FrameRegressor(Ridge()).fit(norm, [t[:, 0] for t in y])
+    assert one.predict(norm)[0].shape == (len(X["features"].iloc[0]),)
+    assert one.estimator_ is one.estimators_[0]
+    # a SequenceBatch gives the same frames, so the same predictions
+    batch = SequencePadder(max_len=7).fit_transform(norm)
+    from_batch = FrameRegressor(Ridge(alpha=1.0)).fit(batch, y).predict(batch)
+    for a, b in zip(from_batch, pred):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_frame_regressor_context_clip_and_max_frames():
+    X = _indexed_table([4, 1, 3])
+    y = [np.arange(4.0), np.array([5.0]), np.array([0.0, 0.5, 1.0])]
+    reg = FrameRegressor(_RecordingRegressor(), context=1, clip=False).fit(X, y)
+    seen = reg.estimator_.X_
+    np.testing.assert_array_equal(seen[:5], [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 3],
+                                             [100, 100, 100]])
+    np.testing.assert_array_equal(reg.estimator_.y_, np.concatenate(y))
+    # 10 x feature 0 lies far outside 0..5; clipping keeps predictions in the training range
+    assert np.concatenate(reg.predict(X)).max() == 2010.0
+    clipped = FrameRegressor(_RecordingRegressor(), context=1).fit(X, y).predict(X)
+    assert np.concatenate(clipped).max() == 5.0 and np.concatenate(clipped).min() == 0.0
+    # max_frames: a repeatable uniform subsample, the same frames for every target
+    X, y = _intensity_corpus()
+    sub = FrameRegressor(_RecordingRegressor(), max_frames=50, random_state=0).fit(X, y)
+    assert [len(e.X_) for e in sub.estimators_] == [50, 50]
+    np.testing.assert_array_equal(sub.estimators_[0].X_, sub.estimators_[1].X_)
+    again = FrameRegressor(_RecordingRegressor(), max_frames=50, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(again.estimators_[0].X_, sub.estimators_[0].X_)
+
+
+def test_frame_regressor_errors():
+    X, y = _intensity_corpus()
+    with pytest.raises(TypeError, match=r"estimator must be a regressor .* got the SVC "
+                                        r"classifier; use e.g. SVR.*use FrameClassifier"):
+        FrameRegressor(SVC()).fit(X, y)
+    with pytest.raises(TypeError, match="estimator must be a scikit-learn regressor"):
+        FrameRegressor(_NoPredict()).fit(X, y)
+    with pytest.raises(TypeError, match=r"estimator must be a classifier .* got the SVR "
+                                        r"regressor"):
+        FrameClassifier(SVR()).fit(X, [(t[:, 0] > 1).astype(int) for t in y])
+    with pytest.raises(ValueError, match=r"recording 'rec1' has \d+ feature frames but 3"):
+        FrameRegressor(SVR()).fit(X, [y[0], np.zeros(3)] + list(y[2:]))
+    bad = [t.copy() for t in y]
+    bad[2][4, 1] = np.nan
+    with pytest.raises(ValueError, match=r"targets of recording 'rec2' hold a non-finite "
+                                         r"value .* at frame 4"):
+        FrameRegressor(SVR()).fit(X, bad)
+    with pytest.raises(ValueError, match="requires y to be passed"):
+        FrameRegressor(SVR()).fit(X, None)
+    for context in (-1, 1.5):
+        with pytest.raises(ValueError, match="FrameRegressor: context must be an integer"):
+            FrameRegressor(SVR(), context=context).fit(X, y)
+    with pytest.raises(ValueError, match="max_frames must be None or a positive integer"):
+        FrameRegressor(SVR(), max_frames=0).fit(X, y)
+    with pytest.raises(TypeError, match="FrameRegressor expects a frame table"):
+        FrameRegressor(SVR()).fit(np.zeros((3, 4)), y[:3])
+    reg = FrameRegressor(Ridge()).fit(X, y)
+    narrow = X.assign(features=[f[:, :2] for f in X["features"]])
+    with pytest.raises(ValueError, match="have 2 features but the regressor was fitted on 3"):
+        reg.predict(narrow)
+
+
+def test_frame_regressor_loso_with_ccc_scorer_and_grid_search():
+    X, y = _intensity_corpus()
+    pipe = Pipeline([("norm", SpeakerNormaliser()), ("reg", FrameRegressor(SVR()))])
+    res = cross_validate(pipe, X, y, groups=X["speaker"], cv=LeaveOneGroupOut(),
+                         scoring={"ccc": ccc_scorer, "r": pearson_scorer})
+    assert (res["test_ccc"] > 0.8).all()
+    assert (res["test_r"] >= res["test_ccc"] - 1e-12).all()
+    test = (X["speaker"] == "spk1").to_numpy()
+    manual = clone(pipe).fit(X[~test], y[~test])
+    assert res["test_ccc"][1] == pytest.approx(sequence_ccc(y[test], manual.predict(X[test])))
+    assert manual.score(X[test], y[test]) == pytest.approx(res["test_ccc"][1])
+    gs = GridSearchCV(pipe, {"reg__estimator__C": [1e-3, 1.0]}, cv=LeaveOneGroupOut(),
+                      scoring=ccc_scorer).fit(X, y, groups=X["speaker"])
+    assert gs.best_params_ == {"reg__estimator__C": 1.0}
+    again = pickle.loads(pickle.dumps(gs.best_estimator_))
+    for a, b in zip(again.predict(X), gs.predict(X)):
+        np.testing.assert_array_equal(a, b)
