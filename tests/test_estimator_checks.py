@@ -19,6 +19,9 @@ differently, or a new check that fails, breaks this test.
 
 import re
 
+import numpy as np
+import pandas as pd
+
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -314,3 +317,125 @@ def test_html_repr_of_the_full_pipeline():
         assert f"<div>{type(cls).__name__}</div>" in html
     assert "eGeMAPSv02" in html and "module__hidden_size" in html
     assert html.count('class="sk-toggleable__label') >= 5   # pipeline + 4 steps
+
+
+# ---- native equivalents of the data checks, on the inputs these estimators take ---------
+#
+# sklearn's check_classifiers_train, check_fit_idempotent, check_dont_overwrite_parameters,
+# check_dict_unchanged and check_methods_subset_invariance cannot run (2-D arrays), so the
+# same properties are checked here on frame tables and SequenceBatches.
+
+def _easy_recordings(n_recordings=24, n_features=4, seed=0):
+    """Per-recording features and labels that a model must learn (target: feature 0 of
+    the frame > 0, learnable frame by frame too), speakers s0..s3; s3 is held out."""
+    rng = np.random.RandomState(seed)
+    feats = [rng.randn(n, n_features).astype(np.float32)
+             for n in rng.randint(30, 60, size=n_recordings)]
+    labels = [(f[:, 0] > 0).astype(int) for f in feats]
+    speakers = np.array([f"s{i % 4}" for i in range(n_recordings)])
+    return feats, labels, speakers
+
+
+def _frame_table(feats, speakers):
+    column = np.empty(len(feats), dtype=object)
+    column[:] = feats
+    return pd.DataFrame({"speaker": speakers, "features": column},
+                        index=[f"rec{i:02d}" for i in range(len(feats))])
+
+
+NATIVE = {
+    "FrameClassifier": lambda: FrameClassifier(LogisticRegression(class_weight="balanced")),
+    "StackedIntraAttClassifier": lambda: StackedIntraAttClassifier(
+        module__hidden_size=8, lr=2e-2, l2_kernel=0.0, max_epochs=40, random_state=0),
+    "EncInterAttDecClassifier": lambda: EncInterAttDecClassifier(
+        module__hidden_size=8, lr=2e-2, l2_kernel=0.0, max_epochs=40, random_state=0),
+}
+
+
+def _native_input(name, feats, speakers):
+    if name == "FrameClassifier":
+        return _frame_table(feats, speakers)
+    from sklearn_s2au._sequence import SequenceBatch
+
+    return SequenceBatch.from_features(feats, list(speakers), 20)
+
+
+def _subset(X, positions):
+    return X.iloc[positions] if isinstance(X, pd.DataFrame) else X.select(positions)
+
+
+def _state(estimator):
+    """Everything a fitted estimator holds, comparable (weights as bytes)."""
+    import joblib
+
+    if hasattr(estimator, "module_"):
+        return ({k: v.detach().numpy().tobytes()
+                 for k, v in estimator.module_.state_dict().items()},
+                len(estimator.history), joblib.hash(estimator.threshold_))
+    return joblib.hash(estimator)
+
+
+@pytest.fixture(scope="module")
+def easy():
+    return _easy_recordings()
+
+
+@pytest.fixture(scope="module")
+def fitted(easy):
+    feats, labels, speakers = easy
+    train = np.flatnonzero(speakers != "s3")
+    out = {}
+    for name, make in NATIVE.items():
+        X = _native_input(name, [feats[i] for i in train], speakers[train])
+        out[name] = make().fit(X, [labels[i] for i in train])
+    return out
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_classifiers_train_learn_easy_data(name, easy, fitted):
+    from sklearn_s2au.metrics import sequence_uar
+
+    feats, labels, speakers = easy
+    test = np.flatnonzero(speakers == "s3")
+    X = _native_input(name, [feats[i] for i in test], speakers[test])
+    pred = fitted[name].predict(X)
+    assert len(pred) == len(test)
+    assert all(p.shape == (len(feats[i]),) and set(np.unique(p)) <= {0, 1}
+               for p, i in zip(pred, test))
+    # a held-out speaker: far above chance (0.5)
+    assert sequence_uar([labels[i] for i in test], pred) > 0.85
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_fit_idempotent_and_params_untouched(name, easy, fitted):
+    feats, labels, speakers = easy
+    train = np.flatnonzero(speakers != "s3")
+    X = _native_input(name, [feats[i] for i in train], speakers[train])
+    y = [labels[i] for i in train]
+    estimator = NATIVE[name]()
+    before = {k: repr(v) for k, v in estimator.get_params(deep=False).items()}
+    estimator.fit(X, y)
+    assert {k: repr(v) for k, v in estimator.get_params(deep=False).items()} == before
+    first = np.concatenate(estimator.predict_proba(X))
+    estimator.fit(X, y)            # refit: same random_state, same result
+    np.testing.assert_array_equal(np.concatenate(estimator.predict_proba(X)), first)
+    np.testing.assert_array_equal(np.concatenate(fitted[name].predict_proba(X)), first)
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_native_predict_leaves_state_and_is_subset_invariant(name, easy, fitted):
+    feats, labels, speakers = easy
+    X = _native_input(name, feats, speakers)
+    estimator = fitted[name]
+    state = _state(estimator)
+    proba = estimator.predict_proba(X)
+    pred = estimator.predict(X)
+    assert _state(estimator) == state
+    rng = np.random.RandomState(1)
+    subset = np.sort(rng.choice(len(feats), 7, replace=False))
+    sub_proba = estimator.predict_proba(_subset(X, subset))
+    sub_pred = estimator.predict(_subset(X, subset))
+    for j, i in enumerate(subset):
+        np.testing.assert_allclose(sub_proba[j], proba[i], rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(sub_pred[j], pred[i])
+    assert _state(estimator) == state
