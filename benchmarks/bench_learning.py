@@ -22,10 +22,14 @@ Usage::
 
     python benchmarks/bench_learning.py [--corpus demo|second] [--aus AU12 AU17 | all]
         [--feature-sets eGeMAPSv02 ComParE_2016] [--settings default paper]
-        [--max-epochs N] [--n-jobs 2] [--out DIR]
+        [--max-epochs N] [--n-jobs 2] [--out DIR] [--network-params JSON]
+
+``--network-params '{"valid_speakers": 2}'`` sets constructor arguments of the
+networks on top of the settings (to measure a change to the defaults).
 """
 
 import argparse
+import json
 import time
 import warnings
 
@@ -58,6 +62,8 @@ def main():
     parser.add_argument("--targets-per-fit", type=int, default=8)
     parser.add_argument("--out", default=None, help="write the tidy results CSV here")
     parser.add_argument("--cache", default=".cache/bench_learning")
+    parser.add_argument("--network-params", type=json.loads, default=None,
+                        help="JSON object of network constructor arguments")
     args = parser.parse_args()
     aus = list(AUS) if args.aus == ["all"] else args.aus
 
@@ -80,7 +86,8 @@ def main():
             start = time.perf_counter()
             res = experiments.run_protocol(corpus, architectures=args.architectures,
                                            svm=False, feature_sets=(feature_set,),
-                                           settings=settings, **common)
+                                           settings=settings,
+                                           network_params=args.network_params, **common)
             res["settings"] = settings
             parts.append(res)
             epochs = res.groupby("architecture")["epochs"].median().to_dict()
