@@ -309,7 +309,8 @@ def _set_active_models(module, models):
 def _stack_model_slices(slices):
     """``{k: {name: tensor}}`` as ``{name: (indices, stacked tensors)}``."""
     ks = sorted(slices)
-    index = torch.tensor(ks, dtype=torch.long)
+    index = torch.tensor(ks, dtype=torch.long, device=slices[ks[0]][next(iter(
+        slices[ks[0]]))].device)
     names = slices[ks[0]].keys()
     return {name: (index, torch.stack([slices[k][name] for k in ks])) for name in names}
 
@@ -344,7 +345,7 @@ def _frame_uar(pred, true, mask):
     present = (n_pos > 0).double() + (n_neg > 0).double()
     # a class absent from the validation frames does not count (as balanced accuracy)
     total = rec_pos * (n_pos > 0) + rec_neg * (n_neg > 0)
-    return (total / present.clamp_min(1)).numpy()
+    return (total / present.clamp_min(1)).cpu().numpy()
 
 
 class _ValidScores(Callback):
@@ -364,7 +365,9 @@ class _ValidScores(Callback):
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if not training:
             X, y = batch
-            self.batches_.append((kwargs["y_pred"].detach(), y, X["lengths"]))
+            # scored on the CPU whatever the module's device
+            self.batches_.append((kwargs["y_pred"].detach().cpu(), y.cpu(),
+                                  X["lengths"].cpu()))
 
     def on_epoch_end(self, net, **kwargs):
         if not self.batches_:
@@ -378,13 +381,13 @@ class _ValidScores(Callback):
         cut = 0.5 if isinstance(net.threshold, str) else float(net.threshold)
         threshold = torch.logit(torch.tensor(cut, dtype=torch.float64))
         uar = _frame_uar(logits > threshold.item(), y, mask)
-        bce = net._target_bce(logits, y, mask).detach().numpy()
+        bce = net._target_bce(logits, y, mask).detach().cpu().numpy()
         n_models = net.module_.n_models
         active = getattr(net.module_, "active_models", None)
         last = getattr(self, "last_", None)
         if active is not None and last is not None:
             skipped = np.ones(n_models, dtype=bool)
-            skipped[active.numpy()] = False
+            skipped[active.cpu().numpy()] = False
             skipped = np.repeat(skipped, uar.size // n_models)    # model-major targets
             uar[skipped], bce[skipped] = last[0][skipped], last[1][skipped]
         self.last_ = (uar.copy(), bce.copy())
@@ -795,14 +798,16 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
     def _target_bce(self, logits, y, mask):
         """Class-weighted BCE per target, averaged over the real frames: ``(K,)``."""
         y = y.to(logits.dtype)
-        weights = torch.as_tensor(self.class_weight_, dtype=logits.dtype)    # (K, 2)
+        weights = torch.as_tensor(self.class_weight_, dtype=logits.dtype,
+                                  device=logits.device)                    # (K, 2)
+        y, mask = y.to(logits.device), mask.to(logits.device)
         frame_w = weights[:, 0] + y * (weights[:, 1] - weights[:, 0])        # (B, T, K)
         bce = self.criterion_(logits, y) * frame_w * mask.unsqueeze(-1)
         return bce.sum((0, 1)) / mask.sum().clamp_min(1)
 
     def _loss_terms(self, y_pred, y_true, X, training):
         """Frame BCE and penalties of the running models: two ``(n_running,)`` tensors."""
-        mask = length_mask(X["lengths"], y_pred.shape[1])
+        mask = length_mask(X["lengths"].to(y_pred.device), y_pred.shape[1])
         per_target = self._target_bce(y_pred, y_true, mask)
         bce = per_target.view(self.module_.n_models, -1).sum(1)
         penalty = torch.zeros_like(bce)
@@ -1024,10 +1029,10 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         with _torch_threads(self.n_threads), torch.no_grad():
             dataset = _ChunkDataset(X)
             for start in range(0, len(dataset), self.batch_size):
-                x = dataset.x[start:start + self.batch_size]
-                lengths = dataset.lengths[start:start + self.batch_size]
+                x = dataset.x[start:start + self.batch_size].to(self.device)
+                lengths = dataset.lengths[start:start + self.batch_size].to(self.device)
                 _, maps = self.module_(x, lengths, return_attention=True)
-                weights = maps[layer][model].numpy()
+                weights = maps[layer][model].cpu().numpy()
                 chunks += [w[:n, :n] for w, n in zip(weights, lengths.tolist())]
         out = np.empty(len(chunks), dtype=object)
         out[:] = chunks

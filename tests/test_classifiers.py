@@ -570,3 +570,32 @@ def test_average_epochs_averages_the_best_snapshots():
     with pytest.raises(ValueError, match="average_epochs=7 must not exceed last_top_results=6"):
         StackedIntraAttClassifier(max_epochs=1, last_top_results=6, average_epochs=7,
                                   **TINY).fit(X, labels)
+
+
+# ---- skorch's device -----------------------------------------------------------------
+
+_DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device here"))]
+
+
+@pytest.mark.parametrize("device", _DEVICES)
+@pytest.mark.parametrize("cls", [StackedIntraAttClassifier, EncInterAttDecClassifier])
+def test_device_runs_end_to_end_with_early_stopping(cls, device):
+    # two targets, stopping rules that freeze one model early (active-model masking,
+    # snapshot restore), attention maps and the "auto" threshold all on `device`
+    feats, speakers, labels = _sequences(n_recordings=12, n_targets=2)
+    X = _batch(feats, speakers)
+    params = dict(max_epochs=8, prev_rounds=2, patience=1, last_top_results=3,
+                  average_epochs=2, threshold="auto", lr=1e-2, random_state=0, **TINY)
+    clf = cls(device=device, **params).fit(X, labels)
+    assert next(clf.module_.parameters()).device.type == device
+    proba = clf.predict_proba(X)
+    assert all(p.shape == (len(f), 2) and np.isfinite(p).all() for p, f in zip(proba, feats))
+    if cls is EncInterAttDecClassifier:
+        maps = clf.predict_attention(X, layer="decoder")
+        np.testing.assert_allclose(maps[0].sum(1), 1.0, rtol=1e-4)
+    if device == "cpu":
+        # "cpu" passed explicitly goes through the same code as the default
+        reference = cls(**params).fit(X, labels)
+        np.testing.assert_array_equal(np.concatenate(proba),
+                                      np.concatenate(reference.predict_proba(X)))

@@ -10,13 +10,18 @@ layer and dropout every normalised layer output.
 Both take ``x`` of shape ``(B, T, F)`` and ``lengths`` ``(B,)`` and return logits of
 shape ``(B, T, n_models * n_outputs)`` (model-major). Steps after the longest sequence
 of a batch are never computed (their logits are 0); padded steps inside are masked.
+
+Beyond the paper, ``encoder="transformer"`` or ``"tcn"`` replaces every BiLSTM by a
+masked Transformer encoder layer (`TransformerEncoderLayer`) or a block of dilated
+temporal convolutions (`TemporalConvEncoder`); the BiLSTM (``"lstm"``) is the default.
 """
 
 import torch
 from torch import nn
 
 from .layers import (AttentionDecoder, BiLSTM, IntraAttention, KModule, MaskedBatchNorm,
-                     TimeDense, check_window, length_mask)
+                     TemporalConvEncoder, TimeDense, TransformerEncoderLayer, check_encoder,
+                     check_window, length_mask)
 
 __all__ = ["StackedNet", "EncoderDecoderNet"]
 
@@ -57,7 +62,8 @@ class _SequenceNet(nn.Module):
                 raise ValueError(f"active models must be a non-empty subset of "
                                  f"0..{self.n_models - 1}, got {models}.")
         active = (None if models is None or len(models) == self.n_models
-                  else torch.tensor(models, dtype=torch.long))
+                  else torch.tensor(models, dtype=torch.long,
+                                    device=next(self.parameters()).device))
         self.active_models = active
         for module in self.modules():
             if isinstance(module, KModule):
@@ -88,6 +94,25 @@ class _SequenceNet(nn.Module):
     def _bn(self, name, size):
         if self.batch_norm:
             setattr(self, name, MaskedBatchNorm(self.n_models, size))
+
+    def _set_encoder_options(self, encoder, n_heads, tcn_kernel_size, tcn_levels,
+                             tcn_causal):
+        self.encoder_type = check_encoder(encoder)
+        self.n_heads = n_heads
+        self.tcn_kernel_size = tcn_kernel_size
+        self.tcn_levels = tcn_levels
+        self.tcn_causal = bool(tcn_causal)
+
+    def _encoder_layer(self, input_size, first):
+        """One sequence layer of the chosen encoder: (B|K, B, T, F) -> (K, B, T, H)."""
+        k, h = self.n_models, self.hidden_size
+        if self.encoder_type == "lstm":
+            return BiLSTM(k, input_size, h, fused=self.fused)
+        if self.encoder_type == "transformer":
+            return TransformerEncoderLayer(k, input_size, h, n_heads=self.n_heads,
+                                           positional=first)
+        return TemporalConvEncoder(k, input_size, h, kernel_size=self.tcn_kernel_size,
+                                   levels=self.tcn_levels, causal=self.tcn_causal)
 
     def forward(self, x, lengths, return_attention=False):
         """Logits ``(B, T, n_models * n_outputs)``; optionally the attention maps.
@@ -178,6 +203,19 @@ class StackedNet(_SequenceNet):
         Per-model initialisation seeds (drawn from torch's generator when None).
     fused : bool, default=True
         Hand-written LSTM backward pass; False uses autograd.
+    encoder : {"lstm", "transformer", "tcn"}, default="lstm"
+        The two stacked sequence layers: BiLSTMs (the paper), masked Transformer
+        encoder layers (`~sklearn_s2au.nn.layers.TransformerEncoderLayer`, sinusoidal
+        positional encoding on the first) or blocks of dilated temporal convolutions
+        (`~sklearn_s2au.nn.layers.TemporalConvEncoder`). Extension, not in the paper.
+    n_heads : int, default=4
+        Attention heads of the Transformer layers (must divide ``hidden_size``).
+    tcn_kernel_size, tcn_levels : int, default=3, 3
+        Width and number of dilated convolutions (dilations 1, 2, 4...) per TCN block:
+        with the defaults each block sees 15 frames (0.6 s at 25 Hz), the two together
+        29.
+    tcn_causal : bool, default=False
+        Causal convolutions (past frames only) instead of centred ones.
 
     Examples
     --------
@@ -186,26 +224,36 @@ class StackedNet(_SequenceNet):
     >>> net = StackedNet(n_features=3, hidden_size=4, intra_att=("bi", 5), seeds=[0])
     >>> net(torch.zeros(2, 7, 3), torch.tensor([7, 4])).shape
     torch.Size([2, 7, 1])
+    >>> tcn = StackedNet(n_features=3, hidden_size=4, encoder="tcn", n_models=2, seeds=[0, 1])
+    >>> tcn(torch.zeros(2, 7, 3), torch.tensor([7, 4])).shape
+    torch.Size([2, 7, 2])
     """
 
     def __init__(self, n_features, hidden_size=20, intra_att=None, intra_att_layers="between",
                  intra_att_units=32, attention_regularizer=1e-4, dropout=0.2,
-                 batch_norm=True, n_models=1, n_outputs=1, seeds=None, fused=True):
+                 batch_norm=True, n_models=1, n_outputs=1, seeds=None, fused=True,
+                 encoder="lstm", n_heads=4, tcn_kernel_size=3, tcn_levels=3,
+                 tcn_causal=False):
         super().__init__(n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
                          seeds, fused)
+        self._set_encoder_options(encoder, n_heads, tcn_kernel_size, tcn_levels, tcn_causal)
         if intra_att_layers not in ("between", "each"):
             raise ValueError(f"module intra_att_layers must be 'between' or 'each', got "
                              f"{intra_att_layers!r}.")
         self.intra_att = None if intra_att is None else check_window(intra_att)
         self.intra_att_layers = intra_att_layers
         k, h = n_models, hidden_size
-        self.lstm1 = BiLSTM(k, n_features, h, fused=fused)
+        # the paper's BiLSTMs keep their names (and saved weights); other encoders are
+        # encoder1 / encoder2
+        names = ("lstm1", "lstm2") if encoder == "lstm" else ("encoder1", "encoder2")
+        self._layer_names = names
+        setattr(self, names[0], self._encoder_layer(n_features, first=True))
         self._bn("bn1", h)
         if self.intra_att is not None:
             self.intra_att1 = IntraAttention(k, h, self.intra_att, intra_att_units,
                                              attention_regularizer, fused=fused)
             self._bn("bn_att1", h)
-        self.lstm2 = BiLSTM(k, h, h, fused=fused)
+        setattr(self, names[1], self._encoder_layer(h, first=False))
         self._bn("bn2", h)
         if self.intra_att is not None and intra_att_layers == "each":
             self.intra_att2 = IntraAttention(k, h, self.intra_att, intra_att_units,
@@ -215,10 +263,11 @@ class StackedNet(_SequenceNet):
         self._init_weights()
 
     def _forward(self, x, lengths, mask):
-        h = self._norm("bn1", self.lstm1(x, lengths), mask)
+        first, second = (getattr(self, name) for name in self._layer_names)
+        h = self._norm("bn1", first(x, lengths), mask)
         if self.intra_att is not None:
             h = self._norm("bn_att1", self.intra_att1(h, lengths), mask)
-        h = self._norm("bn2", self.lstm2(h, lengths), mask)
+        h = self._norm("bn2", second(h, lengths), mask)
         if self.intra_att is not None and self.intra_att_layers == "each":
             h = self._norm("bn_att2", self.intra_att2(h, lengths), mask)
         return self.out(h)
@@ -255,6 +304,12 @@ class EncoderDecoderNet(_SequenceNet):
     batch_norm : bool, default=True
     n_models, n_outputs, seeds, fused
         As in `StackedNet`.
+    encoder : {"lstm", "transformer", "tcn"}, default="lstm"
+        The encoder: a BiLSTM (the paper), one masked Transformer encoder layer or one
+        block of dilated temporal convolutions (see `StackedNet`); the decoder is the
+        same. Extension, not in the paper.
+    n_heads, tcn_kernel_size, tcn_levels, tcn_causal
+        As in `StackedNet`.
 
     Examples
     --------
@@ -269,13 +324,15 @@ class EncoderDecoderNet(_SequenceNet):
     def __init__(self, n_features, hidden_size=20, inter_att=True, intra_att=None,
                  aligned_input=True, attention_window=8.0, intra_att_units=32,
                  attention_regularizer=1e-4, dropout=0.2, batch_norm=True, n_models=1,
-                 n_outputs=1, seeds=None, fused=True):
+                 n_outputs=1, seeds=None, fused=True, encoder="lstm", n_heads=4,
+                 tcn_kernel_size=3, tcn_levels=3, tcn_causal=False):
         super().__init__(n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
                          seeds, fused)
+        self._set_encoder_options(encoder, n_heads, tcn_kernel_size, tcn_levels, tcn_causal)
         self.inter_att = bool(inter_att)
         self.intra_att = None if intra_att is None else check_window(intra_att)
         k, h = n_models, hidden_size
-        self.encoder = BiLSTM(k, n_features, h, fused=fused)
+        self.encoder = self._encoder_layer(n_features, first=True)
         self._bn("bn_enc", h)
         self.aligned_input = bool(aligned_input)
         self.attention_window = attention_window
