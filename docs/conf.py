@@ -50,10 +50,15 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
 nitpicky = False
 
 # -- HTML ----------------------------------------------------------------------------
-html_theme = "alabaster"
+# the theme of scikit-learn and imbalanced-learn
+html_theme = "pydata_sphinx_theme"
+html_title = "sklearn_s2au"
 html_theme_options = {
-    "description": "Facial Action Units from speech, as scikit-learn estimators",
-    "fixed_sidebar": True,
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
 }
 html_static_path = []
 
