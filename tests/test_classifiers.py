@@ -18,6 +18,7 @@ from sklearn_s2au.classifiers import (TABLE1_CONFIGS, EncInterAttDecClassifier,
                                       StackedIntraAttClassifier, balanced_class_weights,
                                       paper_early_stopping)
 from sklearn_s2au.metrics import uar_scorer
+from sklearn_s2au.nn import BiLSTM
 from sklearn_s2au.preprocessing import SequencePadder
 
 @pytest.fixture(autouse=True)
@@ -599,3 +600,51 @@ def test_device_runs_end_to_end_with_early_stopping(cls, device):
         reference = cls(**params).fit(X, labels)
         np.testing.assert_array_equal(np.concatenate(proba),
                                       np.concatenate(reference.predict_proba(X)))
+
+
+# ---- encoders beyond the paper ----------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [StackedIntraAttClassifier, EncInterAttDecClassifier],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("encoder, floor", [("transformer", 0.62), ("tcn", 0.8)])
+def test_classifiers_take_the_new_encoders_end_to_end(cls, encoder, floor):
+    from sklearn_s2au.nn import TemporalConvEncoder, TransformerEncoderLayer
+
+    feats, speakers, labels = _sequences(n_recordings=18, lengths=(20, 40))
+    X = _batch(feats, speakers)
+    clf = cls(max_epochs=25, lr=0.02, l2_kernel=0.0, random_state=0,
+              module__encoder=encoder, module__n_heads=2, **TINY).fit(X, labels)
+    layer = TransformerEncoderLayer if encoder == "transformer" else TemporalConvEncoder
+    assert any(isinstance(m, layer) for m in clf.module_.modules())
+    assert not any(isinstance(m, BiLSTM) for m in clf.module_.modules())
+    pred = clf.predict(X)
+    assert [p.shape for p in pred] == [(len(f),) for f in feats]
+    assert clf.score(X, labels) > floor
+    # an sklearn parameter like any other: clone, set_params, pickle
+    assert clone(clf).get_params()["module__encoder"] == encoder
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(np.concatenate(again.predict_proba(X)),
+                                  np.concatenate(clf.predict_proba(X)))
+    other = clone(clf).set_params(module__encoder="lstm", max_epochs=1).fit(X, labels)
+    assert any(isinstance(m, BiLSTM) for m in other.module_.modules())
+    with pytest.raises(ValueError, match="module encoder must be one of"):
+        clone(clf).set_params(module__encoder="gru").fit(X, labels)
+
+
+@pytest.mark.filterwarnings("ignore:.*predict the same class:UserWarning")
+@pytest.mark.parametrize("encoder", ["transformer", "tcn"])
+def test_new_encoders_skip_stopped_models_without_changing_results(monkeypatch, encoder):
+    from sklearn_s2au.nn import StackedNet
+
+    feats, speakers, labels = _sequences(n_targets=4, n_features=3, lengths=(10, 24))
+    X = _batch(feats, speakers)
+    common = dict(max_epochs=10, lr=0.03, patience=1, prev_rounds=2, last_top_results=3,
+                  valid_speakers=["s2"], random_state=3, module__dropout=0.3,
+                  module__encoder=encoder, module__n_heads=2, **TINY)
+    skipping = StackedIntraAttClassifier(**common).fit(X, labels)
+    monkeypatch.setattr(StackedNet, "set_active_models", lambda self, models: self)
+    full = StackedIntraAttClassifier(**common).fit(X, labels)
+    assert len(set(full.stopped_epochs_)) > 1
+    np.testing.assert_array_equal(skipping.selected_epochs_, full.selected_epochs_)
+    np.testing.assert_allclose(np.concatenate(skipping.predict_proba(X)),
+                               np.concatenate(full.predict_proba(X)), atol=2e-5)

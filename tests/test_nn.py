@@ -10,7 +10,8 @@ from sklearn_s2au.nn import _ckernels
 from sklearn_s2au.nn._functional import (attention_decoder, bilstm_recurrence,
                                          compiled_kernels_available, local_attention,
                                          lstm_recurrence, lstm_recurrence_reference)
-from sklearn_s2au.nn.layers import banded_to_dense
+from sklearn_s2au.nn.layers import (TemporalConvEncoder, TransformerEncoderLayer,
+                                    banded_to_dense, sinusoidal_positions)
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
@@ -551,3 +552,178 @@ def test_fused_decoder_matches_an_independent_per_sequence_reference(mode, backe
                 y = sig(logit)
                 np.testing.assert_allclose(logits[k, b, j].numpy(), logit, atol=1e-10)
                 np.testing.assert_allclose(states[k, b, j].numpy(), s, atol=1e-10)
+
+
+# --------------------------------------------------------------------------------------
+# Transformer and TCN encoders
+# --------------------------------------------------------------------------------------
+
+ENCODER_NETS = {
+    "Stacked": (StackedNet, {}),
+    "2xStacked-IntraAtt bi=3": (StackedNet, {"intra_att": ("bi", 3),
+                                             "intra_att_layers": "each"}),
+    "Enc-InterAtt-Dec": (EncoderDecoderNet, {}),
+    "Enc-InterAtt-Dec-IntraAtt pa=3": (EncoderDecoderNet, {"intra_att": ("pa", 3)}),
+}
+NEW_ENCODERS = [("transformer", {"n_heads": 2}), ("tcn", {}), ("tcn", {"tcn_causal": True})]
+
+
+def _encoder_net(name, encoder, options, n_models=1, n_outputs=1, seeds=None, **extra):
+    cls, kwargs = ENCODER_NETS[name]
+    seeds = list(range(n_models)) if seeds is None else seeds
+    return cls(5, hidden_size=6, n_models=n_models, n_outputs=n_outputs, seeds=seeds,
+               intra_att_units=4, encoder=encoder, **options, **kwargs, **extra)
+
+
+@pytest.mark.parametrize("name", list(ENCODER_NETS))
+@pytest.mark.parametrize("encoder, options", NEW_ENCODERS)
+@pytest.mark.parametrize("training", [False, True])
+def test_new_encoders_padding_never_reaches_real_frames(name, encoder, options, training):
+    torch.manual_seed(0)
+    net = _encoder_net(name, encoder, options, n_models=2, n_outputs=3).train(training)
+    x = torch.randn(4, 9, 5)
+    outs = []
+    for value in (0.0, 1e3):
+        torch.manual_seed(1)          # same dropout masks
+        outs.append(net(_pad_garbage(x, LENGTHS, value), LENGTHS))
+    assert outs[0].shape == (4, 9, 6)
+    real = length_mask(LENGTHS, 9)
+    assert torch.isfinite(outs[1]).all()
+    assert torch.equal(outs[0][real], outs[1][real])
+
+
+@pytest.mark.parametrize("name", list(ENCODER_NETS))
+@pytest.mark.parametrize("encoder, options", NEW_ENCODERS)
+def test_new_encoders_extra_padding_changes_nothing(name, encoder, options):
+    """A sequence alone, and padded to the length of a longer one: same real outputs."""
+    net = _encoder_net(name, encoder, options, n_models=2).eval()
+    torch.manual_seed(0)
+    short, long = torch.randn(1, 5, 5), torch.randn(1, 12, 5)
+    alone = net(short, torch.tensor([5]))
+    batch = torch.cat([torch.nn.functional.pad(short, (0, 0, 0, 7), value=7.0), long])
+    together = net(batch, torch.tensor([5, 12]))
+    torch.testing.assert_close(together[0, :5], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(together[1], net(long, torch.tensor([12]))[0], atol=1e-5,
+                               rtol=1e-5)
+    assert torch.all(together[0, 5:] == 0)
+
+
+@pytest.mark.parametrize("name", ["Stacked", "Enc-InterAtt-Dec-IntraAtt pa=3"])
+@pytest.mark.parametrize("encoder, options", NEW_ENCODERS)
+def test_new_encoders_models_independent_and_gradients_flow(name, encoder, options):
+    three = _encoder_net(name, encoder, options, n_models=3)            # seeds 0, 1, 2
+    one = _encoder_net(name, encoder, options, n_models=1, seeds=[2])
+    for (pname, p3), (_, p1) in zip(three.named_parameters(), one.named_parameters()):
+        assert torch.equal(p3[2], p1[0]), pname
+    three.eval()
+    one.eval()
+    x = torch.randn(4, 9, 5)
+    torch.testing.assert_close(three(x, LENGTHS)[..., 2], one(x, LENGTHS)[..., 0],
+                               atol=1e-5, rtol=1e-5)
+    # model 0's loss moves every parameter of model 0, and none of models 1 and 2
+    three.train()
+    real = length_mask(LENGTHS, 9)
+    (three(x, LENGTHS)[..., 0][real] ** 2).sum().backward()
+    for pname, p in three.named_parameters():
+        assert p.grad[1:].abs().max() == 0, pname
+        assert p.grad[0].abs().max() > 0, pname
+
+
+@pytest.mark.parametrize("encoder, options", NEW_ENCODERS)
+def test_new_encoders_active_models_compute_their_slice_only(encoder, options):
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, 5, dtype=torch.float64)
+    lengths = torch.tensor([7, 4, 6])
+    net = _encoder_net("Enc-InterAtt-Dec-IntraAtt pa=3", encoder, options, n_models=4,
+                       dropout=0.3).double()
+    active = [1, 3]
+    results = []
+    for models in (None, active):
+        net.set_active_models(models)
+        torch.manual_seed(1)
+        net.zero_grad()
+        logits = net(x, lengths)
+        logits.sum().backward()
+        results.append((logits.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}))
+    net.set_active_models(None)
+    (full, full_grads), (part, part_grads) = results
+    torch.testing.assert_close(part[..., active], full[..., active])
+    assert torch.all(part[..., [0, 2]] == 0)
+    for pname, grad in part_grads.items():
+        torch.testing.assert_close(grad[active], full_grads[pname][active])
+        assert torch.all(grad[[0, 2]] == 0), pname
+
+
+def test_tcn_receptive_field_centred_and_causal():
+    torch.manual_seed(0)
+    x = torch.randn(1, 40, 3, dtype=torch.float64)
+    lengths = torch.tensor([40])
+    for causal in (False, True):
+        layer = TemporalConvEncoder(1, 3, 4, kernel_size=3, levels=3, causal=causal).double()
+        layer.reset_parameters([0])
+        with torch.no_grad():              # every ReLU open: the reach is the field
+            for i in range(3):
+                getattr(layer, f"bias_{i}").fill_(100.0)
+        assert layer.receptive_field() == 15
+        base = layer(x, lengths)[0, 0]
+        t = 20
+        changed = {}
+        for s in range(40):
+            y = x.clone()
+            y[0, s] += 1.0
+            changed[s] = not torch.allclose(layer(y, lengths)[0, 0, t], base[t])
+        reach = [s for s, c in changed.items() if c]
+        # centred: frames t-7..t+7 reach frame t; causal: t-14..t
+        expected = list(range(t - 14, t + 1)) if causal else list(range(t - 7, t + 8))
+        assert reach == expected
+
+
+def test_transformer_attends_to_every_real_frame_and_no_padded_one():
+    torch.manual_seed(0)
+    layer = TransformerEncoderLayer(1, 3, 4, n_heads=2).double()
+    layer.reset_parameters([0])
+    x = torch.randn(1, 10, 3, dtype=torch.float64)
+    lengths = torch.tensor([8])
+    base = layer(x, lengths)
+    for s in range(10):
+        y = x.clone()
+        y[0, s] += 1.0
+        moved = not torch.allclose(layer(y, lengths)[0, 0, 0], base[0, 0, 0])
+        assert moved == (s < 8), s
+    assert torch.all(base[0, 0, 8:] == 0)
+
+
+def test_sinusoidal_positions():
+    pe = sinusoidal_positions(5, 6, torch.zeros((), dtype=torch.float64))
+    assert pe.shape == (5, 6)
+    t = torch.arange(5, dtype=torch.float64)
+    for i in range(3):
+        rate = 10000.0 ** (-2 * i / 6)
+        torch.testing.assert_close(pe[:, 2 * i], torch.sin(t * rate))
+        torch.testing.assert_close(pe[:, 2 * i + 1], torch.cos(t * rate))
+    assert sinusoidal_positions(4, 5, torch.zeros(())).shape == (4, 5)     # odd width
+
+
+def test_default_encoder_is_the_bilstm():
+    net = StackedNet(5, hidden_size=6, seeds=[0])
+    assert net.encoder_type == "lstm"
+    assert isinstance(net.lstm1, BiLSTM) and isinstance(net.lstm2, BiLSTM)
+    assert isinstance(EncoderDecoderNet(5, hidden_size=6, seeds=[0]).encoder, BiLSTM)
+    tcn = StackedNet(5, hidden_size=6, seeds=[0], encoder="tcn")
+    assert not hasattr(tcn, "lstm1") and isinstance(tcn.encoder2, TemporalConvEncoder)
+    # the default net's weights are those of a net built before the encoders existed:
+    # the same parameters, in the same order, with the same values
+    assert [n for n, _ in net.named_parameters()][:3] == ["lstm1.kernel",
+                                                          "lstm1.recurrent_kernel",
+                                                          "lstm1.bias"]
+
+
+def test_invalid_encoder_settings_are_named():
+    with pytest.raises(ValueError, match=r"module encoder must be one of \['lstm', "
+                                         r"'transformer', 'tcn'\], got 'gru'"):
+        StackedNet(5, encoder="gru")
+    with pytest.raises(ValueError, match="module n_heads must be a positive integer dividing "
+                                         "hidden_size=6, got 4"):
+        EncoderDecoderNet(5, hidden_size=6, encoder="transformer", n_heads=4)
+    with pytest.raises(ValueError, match="module tcn_levels must be a positive integer"):
+        StackedNet(5, encoder="tcn", tcn_levels=0)

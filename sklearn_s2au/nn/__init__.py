@@ -4,11 +4,13 @@ Every module carries a leading ``n_models`` axis on its parameters so that K mod
 disjoint weights (one per target, as in the paper) train in one vectorised pass.
 """
 
-from .layers import (AttentionDecoder, BiLSTM, IntraAttention, MaskedBatchNorm, TimeDense,
-                     length_mask, reverse_within_lengths)
+from .layers import (ENCODERS, AttentionDecoder, BiLSTM, IntraAttention, MaskedBatchNorm,
+                     TemporalConvEncoder, TimeDense, TransformerEncoderLayer, length_mask,
+                     reverse_within_lengths, sinusoidal_positions)
 from .models import EncoderDecoderNet, StackedNet
 
 __all__ = [
     "StackedNet", "EncoderDecoderNet", "BiLSTM", "MaskedBatchNorm", "IntraAttention",
-    "AttentionDecoder", "TimeDense", "length_mask", "reverse_within_lengths",
+    "AttentionDecoder", "TimeDense", "TransformerEncoderLayer", "TemporalConvEncoder",
+    "ENCODERS", "sinusoidal_positions", "length_mask", "reverse_within_lengths",
 ]
