@@ -118,8 +118,22 @@ def test_doc_pages_doctests_pass(page, n_examples):
 def test_doc_pages_without_doctests_say_so():
     # pages whose code is illustration only (``::`` blocks): a doctest added there must
     # join the list above to be run
-    for page in ("demo_corpus.rst", "protocols.rst", "data_contract.rst"):
+    for page in ("demo_corpus.rst", "protocols.rst", "data_contract.rst",
+                 "getting_started.rst"):
         assert ">>>" not in (ROOT / "docs" / page).read_text(), page
+
+
+@pytest.mark.slow
+def test_getting_started_code_runs_and_learns():
+    text = (ROOT / "docs" / "getting_started.rst").read_text()
+    block = text.split(".. code-block:: python\n")[1].split("\nWhat the")[0]
+    code = "\n".join(line[4:] for line in block.splitlines())
+    namespace = {}
+    exec(compile(code, "getting_started.rst", "exec"), namespace)
+    uar = namespace["sequence_uar"](namespace["y_test"],
+                                    namespace["pipe"].predict(namespace["corpus"].X[
+                                        namespace["test"]]))
+    assert 0.53 < uar <= 1.0       # a held-out speaker, above chance (0.5)
 
 
 def test_examples_are_gallery_scripts():
