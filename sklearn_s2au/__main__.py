@@ -183,8 +183,7 @@ def _report(results, name, out, rows, note=None, oracle=None, paper=None):
 
 
 def _oracle_table(corpus, aus):
-    if not hasattr(corpus, "oracle"):
-        return None
+    """The corpus oracle's rows for ``aus`` (generated corpora only: callers check)."""
     oracle = corpus.oracle()
     oracle = oracle.loc[[a for a in aus if a in oracle.index]]
     return (100 * oracle).round(1)

@@ -782,7 +782,6 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             weights = np.ones((train_labels.shape[-1], 2))
         self.class_weight_ = weights
         self.validation_recordings_ = valid
-        self.has_validation_ = valid is not None
         dataset_train = _ChunkDataset(train_batch, train_labels)
         if valid is None:
             return dataset_train, None

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["frame_count", "frame_times", "to_frame_grid"]
+__all__ = ["frame_count", "to_frame_grid"]
 
 # Durations are sums of floating-point sample periods; without a tolerance a recording of
 # exactly 3 s at 16 kHz could get a spurious 76th frame at 25 Hz.
@@ -51,11 +51,6 @@ def frame_count(duration, frame_rate):
         raise ValueError(f"frame_rate must be a positive number of frames per second, "
                          f"got {frame_rate!r}.")
     return int(math.ceil(duration * frame_rate - _EPS))
-
-
-def frame_times(n_frames, frame_rate):
-    """Start time in seconds of each frame: ``arange(n_frames) / frame_rate``."""
-    return np.arange(n_frames) / float(frame_rate)
 
 
 def to_frame_grid(times, values, n_frames, frame_rate):
