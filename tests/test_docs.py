@@ -23,8 +23,8 @@ API = ROOT / "docs" / "api.rst"
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 
 # Modules whose ``__all__`` is public API, besides what ``sklearn_s2au`` exports.
-PUBLIC_MODULES = ["features", "preprocessing", "baselines", "classifiers", "metrics",
-                  "labels", "datasets", "experiments", "plotting", "framing", "nn"]
+PUBLIC_MODULES = ["features", "preprocessing", "baselines", "classifiers", "callbacks",
+                  "metrics", "labels", "datasets", "experiments", "plotting", "framing", "nn"]
 
 
 def _autosummary_entries():
