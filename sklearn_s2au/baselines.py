@@ -437,7 +437,7 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
         The fitted clones, one per target.
     estimator_ : estimator
         ``estimators_[0]``; only set for 1-D targets.
-    target_range_ : ndarray of shape (n_outputs_, 2)
+    target_range_ : ndarray of shape (n_outputs, 2)
         Smallest and largest training target per target (the clipping range).
     n_outputs_ : int
         Number of targets.
