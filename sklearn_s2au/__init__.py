@@ -20,6 +20,8 @@ _EXPORTS = {
     "FrameRegressor": "baselines",
     "StackedIntraAttClassifier": "classifiers",
     "EncInterAttDecClassifier": "classifiers",
+    "StackedIntraAttRegressor": "regressors",
+    "EncInterAttDecRegressor": "regressors",
     "sequence_uar": "metrics",
     "SequenceUARScorer": "metrics",
     "uar_scorer": "metrics",

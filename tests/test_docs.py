@@ -24,7 +24,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 
 # Modules whose ``__all__`` is public API, besides what ``sklearn_s2au`` exports.
 PUBLIC_MODULES = ["features", "preprocessing", "baselines", "classifiers", "callbacks",
-                  "metrics", "labels", "datasets", "experiments", "plotting", "framing", "nn"]
+                  "regressors", "metrics", "labels", "datasets", "experiments", "plotting",
+                  "framing", "nn"]
 
 
 def _autosummary_entries():
