@@ -51,9 +51,10 @@ _BLOCK = 1 << 20
 #: Context of a segment, in LLD frames of 10 ms: frames extracted before and after the
 #: frames a segment contributes and then discarded, so that every contributed frame has
 #: the same input as in one-pass extraction as far as openSMILE looks. Measured (see
-#: the Notes of OpenSmileLLD): ComParE_2016 needs up to about 400 frames before (its
-#: RASTA filter is recursive) and eGeMAPSv02 about 110 (Viterbi pitch smoothing); both
-#: need 10 frames after (smoothing, deltas, Viterbi look-ahead, the 60 ms window).
+#: the Notes of OpenSmileLLD): ComParE_2016 needs up to about 400 frames before (the
+#: recursive RASTA filter of audSpec_Rfilt), eGeMAPSv02 about 110 (jitter and shimmer
+#: follow pitch periods through a voiced stretch, so they need the stretch's start);
+#: both need 10 frames after (smoothing, deltas, Viterbi look-ahead, the 60 ms window).
 _SEGMENT_CONTEXT = {"ComParE_2016": (1000, 100), "eGeMAPSv02": (500, 100)}
 
 # The F0 group of ComParE_2016's LLDs, whose deltas openSMILE computes with a normaliser
@@ -548,19 +549,24 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     each segment is extracted with 10 s (eGeMAPSv02: 5 s) of audio before it and 1 s
     after it, and only its own frames are kept, so every kept frame saw the same input
     as in one pass as far as openSMILE's windows, smoothing, Viterbi pitch smoothing,
-    RASTA filter and deltas look. Consecutive segments are checked against each other
-    on the frames they share (more context is taken if they disagree). One exception
-    has unbounded context: the deltas of ComParE_2016's six F0-group LLDs (F0,
-    voicing, jitter, shimmer, HNR) use a normaliser that openSMILE accumulates from the
-    start of the input; they are recomputed from the stitched LLDs with the
-    normaliser carried across segments, in openSMILE's float32 arithmetic, so they are
+    RASTA filter (ComParE_2016, measured to need up to 4 s) and deltas look. Jitter and
+    shimmer follow pitch periods from the start of a voiced stretch (measured: up to
+    1.1 s in the demo corpus's speech), so a kept frame is exact when its voiced stretch
+    starts inside the context, which speech with pauses satisfies. Consecutive segments
+    are compared on the 0.5 s of frames that both extract; if they differ, the segment
+    is extracted again with twice the context (up to 8 times), and if they still differ
+    (continuously voiced audio such as a sustained tone, which no finite context makes
+    exact) a RuntimeWarning names the recording. One more exception has unbounded
+    context: the deltas of ComParE_2016's six F0-group LLDs (F0, voicing, jitter,
+    shimmer, HNR) use a normaliser that openSMILE accumulates from the start of the input
+    and never resets; they are recomputed from the stitched LLDs with the normaliser
+    carried across segments, in openSMILE's float32 arithmetic, so they are
     bit-identical too, except for the last few LLD frames of a recording, which openSMILE
-    computes in its end-of-input flush: when no known flush rule reproduces them, those
-    deltas are rescaled to the carried normaliser and may differ in the last bits
-    (measured on 30 min of audio: 6 values of the last 0.15 s, ≤ 1.5e-14 absolute,
-    1.5e-8 relative; every other value identical). ``benchmarks/bench_features.py
-    --long 1 10 30`` measures memory and time (30 min: 450 MB peak RSS segmented
-    against 1.85 GB in one pass; the recording itself must fit in memory).
+    computes in its end-of-input flush: when none of the flush rules tried reproduces
+    the last segment's own values, those deltas are rescaled to the carried normaliser
+    and may differ in the last bits (logged at INFO). Only the recording's samples and
+    its output frames grow with its length. ``benchmarks/bench_features.py --long 1 10
+    30`` measures memory and time (figures in ``benchmarks/README.md``).
 
     References
     ----------

@@ -421,3 +421,106 @@ def test_segmented_extraction_equals_one_pass(long_speech, feature_set, monkeypa
     a100 = OpenSmileLLD(feature_set, frame_rate=100, segment_seconds=None).fit_transform(X)
     b100 = OpenSmileLLD(feature_set, frame_rate=100, segment_seconds=8).fit_transform(X)
     np.testing.assert_array_equal(a100["features"].iloc[0], b100["features"].iloc[0])
+
+
+@pytest.mark.parametrize("feature_set", ["eGeMAPSv02", "ComParE_2016"])
+def test_segmented_lld_frames_and_times_equal_one_pass(long_speech, feature_set):
+    """openSMILE's own 100 Hz frames, before the grid: values, indices and times."""
+    signal, rate = long_speech
+    x, samples = features_module._prepare(signal, rate, "rec", True)
+
+    def frames(segment_seconds):
+        blocks = list(features_module._lld_blocks(feature_set, samples, x.size, rate,
+                                                  segment_seconds, "rec"))
+        firsts = [first for first, *_ in blocks]
+        values = np.concatenate([v for _, v, _, _ in blocks])
+        # blocks are consecutive frame ranges from frame 0, with one hop and window
+        assert firsts == list(np.cumsum([0] + [len(v) for _, v, _, _ in blocks[:-1]]))
+        assert len({(hop, window) for *_, hop, window in blocks}) == 1
+        hop, window = blocks[0][2:]
+        return len(blocks), values, np.arange(len(values)) * hop + window / 2, (hop, window)
+
+    n1, values1, times1, timing1 = frames(None)
+    n8, values8, times8, timing8 = frames(8)
+    assert n1 == 1 and n8 >= 5
+    assert values8.shape == values1.shape and values1.shape[0] > 4000
+    np.testing.assert_array_equal(values8, values1)
+    np.testing.assert_array_equal(times8, times1)
+    assert timing8 == timing1 == (0.01, 0.06 if feature_set == "ComParE_2016" else 0.02)
+    # the ComParE F0-group deltas really needed recomputing: openSMILE's own values of a
+    # segment started later differ (normaliser counted from the segment's start)
+    if feature_set == "ComParE_2016":
+        late = features_module._smile(feature_set).process_signal(
+            samples(3000 * 160, x.size), rate).to_numpy(np.float32)
+        delta = list(OpenSmileLLD().get_feature_names_out()).index("F0final_sma_de") + 1
+        assert not np.array_equal(late[500:1000, delta], values1[3500:4000, delta])
+
+
+def test_segmented_file_route_equals_one_pass(long_speech, tmp_path):
+    signal, rate = long_speech
+    n = 25 * rate
+    stereo = np.stack([signal[:n], signal[n // 2:n // 2 + n]], axis=1)  # (n, 2)
+    path = tmp_path / "long_stereo.wav"
+    soundfile.write(path, stereo, rate, subtype="PCM_16")
+    X = pd.DataFrame({"speaker": ["s"], "file": [str(path)]}, index=["long"])
+    one_pass = OpenSmileLLD("eGeMAPSv02", segment_seconds=None).transform(X)
+    segmented = OpenSmileLLD("eGeMAPSv02", segment_seconds=10).transform(X)
+    assert one(one_pass).shape == (625, 25)
+    np.testing.assert_array_equal(one(segmented), one(one_pass))
+
+
+@pytest.mark.parametrize("value", [0, 0.99, -5, np.inf, np.nan, True, "60", [60]])
+def test_bad_segment_seconds(value):
+    with pytest.raises(ValueError, match=r"segment_seconds must be None \(one pass\) or a "
+                                         r"number of seconds >= 1, got "):
+        OpenSmileLLD(segment_seconds=value).fit(recordings([tone(0.5)]))
+
+
+class _CountingSmile:
+    """openSMILE extractor that records the length of every signal it is given."""
+
+    def __init__(self, feature_set, calls):
+        self.inner, self.calls = features_module._smile(feature_set), calls
+        self.feature_names = self.inner.feature_names
+
+    def process_signal(self, x, sampling_rate):
+        self.calls.append(x.size)
+        return self.inner.process_signal(x, sampling_rate)
+
+
+def test_segments_only_above_segment_seconds(long_speech, monkeypatch):
+    assert OpenSmileLLD().get_params()["segment_seconds"] == 60.0
+    signal, rate = long_speech
+    X = recordings([signal[:10 * rate]], rate)
+    calls = []
+    counting = _CountingSmile("eGeMAPSv02", calls)
+    monkeypatch.setattr(features_module, "_smile", lambda feature_set: counting)
+    # 10 s: not above segment_seconds plus the 1 s right context: one call on the whole
+    OpenSmileLLD("eGeMAPSv02", segment_seconds=9).transform(X)
+    assert calls == [10 * rate]
+    calls.clear()
+    # 4 s segments: [0, 4) s extracted to 5 s, [4, 8) s from 0 s (5 s of left context)
+    # to 9 s, and the last one from 3 s to the end
+    OpenSmileLLD("eGeMAPSv02", segment_seconds=4).transform(X)
+    assert calls == [5 * rate, 9 * rate, 7 * rate]
+
+
+def test_segments_that_disagree_get_more_context_then_warn(monkeypatch):
+    """A sustained tone never lets openSMILE's jitter and shimmer forget where pitch-period
+    tracking began (no unvoiced frame), so no finite context makes segments agree: each
+    segment is retried with twice the context up to 8 times the default, then it warns."""
+    monkeypatch.setitem(features_module._SEGMENT_CONTEXT, "eGeMAPSv02", (20, 100))
+    calls = []
+    counting = _CountingSmile("eGeMAPSv02", calls)
+    monkeypatch.setattr(features_module, "_smile", lambda feature_set: counting)
+    X = recordings([tone(12.0)])
+    with pytest.warns(RuntimeWarning) as record:
+        segmented = OpenSmileLLD("eGeMAPSv02", segment_seconds=5).transform(X)
+    # the second and the third (last) segment, each named with where it starts
+    assert [str(w.message).split(";")[0] for w in record] == [
+        f"OpenSmileLLD: consecutive segments of recording 'rec_0' disagree on the LLD frames "
+        f"they share at {start}.00 s even with 1.6 s of context" for start in (5, 10)]
+    # second segment: context 0.2, 0.4, 0.8 and 1.6 s before its 5 s (and 1 s after)
+    assert calls[1:5] == [int((5 + c + 1) * 16000) for c in (0.2, 0.4, 0.8, 1.6)]
+    one_pass = OpenSmileLLD("eGeMAPSv02", segment_seconds=None).transform(X)
+    assert not np.array_equal(one(segmented), one(one_pass))
