@@ -424,10 +424,10 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
         of ``max_frames`` frames (the same frames for every target). Kernel SVRs scale
         quadratically or worse with the number of samples, so this bounds their training
         time; None uses every frame.
-    clip : bool, default=True
-        Clip the predictions of each target to the range of its training targets (for
-        intensities: never below 0 or above the largest intensity seen). This never
-        moves a prediction away from a true value inside that range.
+    clip : (float, float) or None, default=(0.0, 5.0)
+        Range the predictions are clipped to (OpenFace's 0-5 intensity scale), as for
+        the network regressors; this never moves a prediction away from a true value
+        inside the range. None leaves them as ``estimator`` predicts them.
     random_state : int, RandomState instance or None, default=None
         Seeds the subsampling of ``max_frames``; not passed on to ``estimator``.
 
@@ -437,8 +437,6 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
         The fitted clones, one per target.
     estimator_ : estimator
         ``estimators_[0]``; only set for 1-D targets.
-    target_range_ : ndarray of shape (n_outputs, 2)
-        Smallest and largest training target per target (the clipping range).
     n_outputs_ : int
         Number of targets.
     outputs_2d_ : bool
@@ -476,7 +474,7 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
     _kind = "regressor"
 
     def __init__(self, estimator, context=0, speaker_col="speaker", max_frames=None,
-                 clip=True, random_state=None):
+                 clip=(0.0, 5.0), random_state=None):
         self.estimator = estimator
         self.context = context
         self.speaker_col = speaker_col
@@ -502,8 +500,12 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
                 or not isinstance(self.max_frames, numbers.Integral) or self.max_frames < 1):
             raise ValueError(f"FrameRegressor: max_frames must be None or a positive "
                              f"integer, got {self.max_frames!r}.")
-        if not isinstance(self.clip, (bool, np.bool_)):
-            raise ValueError(f"FrameRegressor: clip must be True or False, got "
+        if self.clip is not None and not (
+                isinstance(self.clip, (tuple, list)) and len(self.clip) == 2
+                and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
+                        for v in self.clip) and self.clip[0] < self.clip[1]):
+            raise ValueError(f"FrameRegressor: clip must be None or a range (low, high) "
+                             f"with low < high, e.g. (0, 5) for AU intensities; got "
                              f"{self.clip!r}.")
 
     def fit(self, X, y):
@@ -545,7 +547,6 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
             est = clone(self.estimator).fit(design[rows], flat_y[rows, k])
             self.estimators_.append(est)
             self._warn_non_finite(est, k)
-        self.target_range_ = np.stack([flat_y.min(0), flat_y.max(0)], axis=1)
         self.n_outputs_ = flat_y.shape[1]
         self.n_features_in_ = features[0].shape[1]
         if not self.outputs_2d_:
@@ -564,14 +565,14 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
         -------
         y_pred : ndarray of shape (n_recordings,), dtype=object
             One float64 array per recording, ``(n_frames_i,)`` or
-            ``(n_frames_i, n_targets)``, in input order.
+            ``(n_frames_i, n_targets)``, in input order, clipped to ``clip``.
         """
         design, n_frames = self._design(X)
         columns = []
         for k, est in enumerate(self.estimators_):
             values = np.asarray(est.predict(design), dtype=np.float64).reshape(len(design))
-            if self.clip:
-                values = np.clip(values, *self.target_range_[k])
+            if self.clip is not None:
+                values = np.clip(values, float(self.clip[0]), float(self.clip[1]))
             columns.append(values)
         return self._per_recording(columns, n_frames)
 

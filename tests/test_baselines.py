@@ -294,7 +294,7 @@ def _intensity_corpus(n_speakers=4, per_speaker=3, seed=0):
 def test_frame_regressor_layout_values_and_one_clone_per_target():
     X, y = _intensity_corpus()
     norm = SpeakerNormaliser().fit_transform(X)
-    reg = FrameRegressor(Ridge(alpha=1.0)).fit(norm, y)
+    reg = FrameRegressor(Ridge(alpha=1.0), clip=(0.0, 5.0)).fit(norm, y)
     pred = reg.predict(norm)
     assert pred.dtype == object and len(pred) == len(X)
     assert [p.shape for p in pred] == [(len(f), 2) for f in X["features"]]
@@ -305,10 +305,9 @@ def test_frame_regressor_layout_values_and_one_clone_per_target():
     for k in range(2):
         alone = Ridge(alpha=1.0).fit(frames, flat_y[:, k])
         np.testing.assert_allclose(reg.estimators_[k].coef_, alone.coef_, rtol=1e-5)
-        expected = np.clip(alone.predict(frames), flat_y[:, k].min(), flat_y[:, k].max())
+        expected = np.clip(alone.predict(frames), 0.0, 5.0)
         np.testing.assert_allclose(np.concatenate(pred)[:, k], expected, rtol=1e-5,
                                    atol=1e-6)
-    np.testing.assert_array_equal(reg.target_range_[:, 0], flat_y.min(0))
     # 1-D targets: 1-D predictions and estimator_
     one = FrameRegressor(Ridge()).fit(norm, [t[:, 0] for t in y])
     assert one.predict(norm)[0].shape == (len(X["features"].iloc[0]),)
@@ -323,15 +322,17 @@ def test_frame_regressor_layout_values_and_one_clone_per_target():
 def test_frame_regressor_context_clip_and_max_frames():
     X = _indexed_table([4, 1, 3])
     y = [np.arange(4.0), np.array([5.0]), np.array([0.0, 0.5, 1.0])]
-    reg = FrameRegressor(_RecordingRegressor(), context=1, clip=False).fit(X, y)
+    reg = FrameRegressor(_RecordingRegressor(), context=1, clip=None).fit(X, y)
     seen = reg.estimator_.X_
     np.testing.assert_array_equal(seen[:5], [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 3],
                                              [100, 100, 100]])
     np.testing.assert_array_equal(reg.estimator_.y_, np.concatenate(y))
-    # 10 x feature 0 lies far outside 0..5; clipping keeps predictions in the training range
+    # 10 x feature 0 lies far outside 0..5; clipping keeps predictions in the clip range
     assert np.concatenate(reg.predict(X)).max() == 2010.0
     clipped = FrameRegressor(_RecordingRegressor(), context=1).fit(X, y).predict(X)
     assert np.concatenate(clipped).max() == 5.0 and np.concatenate(clipped).min() == 0.0
+    narrow = FrameRegressor(_RecordingRegressor(), clip=(1, 2)).fit(X, y).predict(X)
+    assert np.concatenate(narrow).max() == 2.0 and np.concatenate(narrow).min() == 1.0
     # max_frames: a repeatable uniform subsample, the same frames for every target
     X, y = _intensity_corpus()
     sub = FrameRegressor(_RecordingRegressor(), max_frames=50, random_state=0).fit(X, y)
@@ -365,6 +366,9 @@ def test_frame_regressor_errors():
             FrameRegressor(SVR(), context=context).fit(X, y)
     with pytest.raises(ValueError, match="max_frames must be None or a positive integer"):
         FrameRegressor(SVR(), max_frames=0).fit(X, y)
+    for clip in (True, (5, 0), 5):
+        with pytest.raises(ValueError, match="clip must be None or a range"):
+            FrameRegressor(SVR(), clip=clip).fit(X, y)
     with pytest.raises(TypeError, match="FrameRegressor expects a frame table"):
         FrameRegressor(SVR()).fit(np.zeros((3, 4)), y[:3])
     reg = FrameRegressor(Ridge()).fit(X, y)
