@@ -126,6 +126,12 @@ def _skip_members(app, what, name, obj, skip, options):
     qualname = getattr(obj, "__qualname__", "")
     if qualname.startswith("_SequenceClassifier.") and name not in _CLASSIFIER_METHODS:
         return True
+    # the intensity regressors: the same, without predict_proba (a property that
+    # raises AttributeError, so that hasattr says a regressor has none)
+    if qualname.startswith("_SequenceRegressor.") and name not in _CLASSIFIER_METHODS:
+        return True
+    if name == "predict_proba" and isinstance(obj, property):
+        return True
     return None
 
 

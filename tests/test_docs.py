@@ -108,7 +108,8 @@ def _resolve(dotted):
 
 
 @pytest.mark.parametrize("page, n_examples", [("user_guide.rst", 4),
-                                              ("architectures.rst", 5)])
+                                              ("architectures.rst", 5),
+                                              ("intensity.rst", 10)])
 def test_doc_pages_doctests_pass(page, n_examples):
     result = doctest.testfile(str(ROOT / "docs" / page), module_relative=False,
                               optionflags=doctest.NORMALIZE_WHITESPACE)
