@@ -386,23 +386,28 @@ class _TrainScores(Callback):
         self.running_[index] = True
         self.count_ += n
 
+    #: History key of the frame loss, and what the non-finite warning says to check
+    #: (the regressors' subclass renames both).
+    frame_key = "train_bce"
+    inputs = "the features"
+
     def on_epoch_end(self, net, **kwargs):
         if not self.count_:
             return
-        bce, penalty = self.sums_ / self.count_
+        frame, penalty = self.sums_ / self.count_
         running = self.running_
-        bce[~running] = np.nan
+        frame[~running] = np.nan
         penalty[~running] = np.nan
-        net.history.record("train_bce", float(bce[running].sum()))
-        net.history.record("train_bce_per_model", bce.tolist())
+        net.history.record(self.frame_key, float(frame[running].sum()))
+        net.history.record(self.frame_key + "_per_model", frame.tolist())
         net.history.record("train_penalty", float(penalty[running].sum()))
         net.history.record("train_penalty_per_model", penalty.tolist())
-        bad = np.flatnonzero(running & ~(np.isfinite(bce) & np.isfinite(penalty)))
+        bad = np.flatnonzero(running & ~(np.isfinite(frame) & np.isfinite(penalty)))
         if bad.size and not self.warned_:
             self.warned_ = True
             warnings.warn(
                 f"{type(net).__name__}: the training loss became non-finite at epoch "
                 f"{len(net.history)} (model(s) {bad.tolist()}); their weights are no longer "
                 f"numbers and their predictions are meaningless. Lower lr (now "
-                f"{net.lr!r}), or check the features for inf/NaN values.",
+                f"{net.lr!r}), or check {self.inputs} for inf/NaN values.",
                 RuntimeWarning, stacklevel=2)

@@ -23,7 +23,6 @@ Every ``module__*`` setting of the classifiers applies, including the encoders
 """
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -147,26 +146,8 @@ class _TrainRegressionScores(_TrainScores):
     The classifiers' loss plumbing hands the frame loss over as ``bce``.
     """
 
-    def on_epoch_end(self, net, **kwargs):
-        if not self.count_:
-            return
-        frame, penalty = self.sums_ / self.count_
-        running = self.running_
-        frame[~running] = np.nan
-        penalty[~running] = np.nan
-        net.history.record("train_frame_loss", float(frame[running].sum()))
-        net.history.record("train_frame_loss_per_model", frame.tolist())
-        net.history.record("train_penalty", float(penalty[running].sum()))
-        net.history.record("train_penalty_per_model", penalty.tolist())
-        bad = np.flatnonzero(running & ~(np.isfinite(frame) & np.isfinite(penalty)))
-        if bad.size and not self.warned_:
-            self.warned_ = True
-            warnings.warn(
-                f"{type(net).__name__}: the training loss became non-finite at epoch "
-                f"{len(net.history)} (model(s) {bad.tolist()}); their weights are no longer "
-                f"numbers and their predictions are meaningless. Lower lr (now "
-                f"{net.lr!r}), or check the features and targets for inf/NaN values.",
-                RuntimeWarning, stacklevel=2)
+    frame_key = "train_frame_loss"
+    inputs = "the features and targets"
 
 
 class _FrameSquaredError(torch.nn.Module):
