@@ -25,8 +25,8 @@ test: $(STAMP)
 
 # The documentation site with the examples gallery (runs every examples/plot_*.py),
 # offline, warnings as errors. Output: docs/_build/html/index.html
-# OMP_NUM_THREADS=1: the networks' loops are single-threaded compiled code, and torch's
-# extra intra-op threads only slow the examples down when the cores are busy.
+# OMP_NUM_THREADS=1: the examples' tiny fits gain nothing from threads, and spinning
+# threads only slow them down when the cores are busy.
 DOCS_STAMP := $(VENV)/.sklearn_s2au-docs-installed
 
 $(DOCS_STAMP): $(STAMP)

@@ -1,6 +1,6 @@
 """Training time per epoch of the paper's networks on ComParE-sized random data.
 
-Prints, for one torch thread:
+Prints, for one thread (``--threads 1``, the default):
 
 * seconds per epoch of each Table I configuration (``TABLE1_CONFIGS``, trained through
   the scikit-learn estimators, early stopping off so every epoch is timed),
@@ -10,7 +10,12 @@ Prints, for one torch thread:
 * seconds per *model*-epoch of ``multi_target="independent"`` Enc-InterAtt-Dec with
   K = 1, 8 and 32 targets trained in one vectorised pass, and its speed-up over the
   reference (the reference is timed at the start and at the end of the run and the
-  faster of the two is used, so that a busy machine does not inflate the speed-up).
+  faster of the two is used, so that a busy machine does not inflate the speed-up),
+* with ``--scaling 1 2``: seconds per epoch of one default Enc-InterAtt-Dec fit (one
+  target, ``n_jobs=1`` as in a notebook) with ``n_threads=1`` and ``n_threads=2`` in the
+  same run, and the ratio.
+
+``--backend compiled|torch`` chooses the estimators' ``backend`` (default "auto").
 
 Data: 142 recordings of 50..100 frames (one chunk each, T = 100), 130 features,
 batch 32: the size of the paper's ComParE setting. Each timing is the median epoch of a
@@ -20,6 +25,7 @@ least disturbed by other processes on a shared machine; ``--stat median`` is ava
 Usage::
 
     python benchmarks/bench_networks.py [--epochs 3] [--ks 1 8 32] [--configs ...]
+        [--backend auto] [--threads 1] [--scaling 1 2]
 """
 
 import argparse
@@ -33,10 +39,11 @@ from torch import nn
 
 from sklearn_s2au._sequence import SequenceBatch
 from sklearn_s2au.classifiers import TABLE1_CONFIGS, EncInterAttDecClassifier
-from sklearn_s2au.nn._functional import compiled_kernels_available
+from sklearn_s2au.nn._ops import compiled_available
 
 N_RECORDINGS, N_FEATURES, MAX_LEN, BATCH = 142, 130, 100, 32
 STAT = min
+OPTIONS = {"backend": "auto", "n_threads": 1}
 
 
 def make_data(n_targets=1, seed=0):
@@ -50,9 +57,9 @@ def make_data(n_targets=1, seed=0):
     return SequenceBatch.from_features(feats, speakers, MAX_LEN), labels
 
 
-def time_estimator(cls, kwargs, X, y, epochs):
-    clf = cls(**kwargs, max_epochs=epochs + 1, valid_speakers=0, random_state=0,
-              n_threads=1)
+def time_estimator(cls, kwargs, X, y, epochs, **extra):
+    options = {**OPTIONS, **extra}
+    clf = cls(**kwargs, max_epochs=epochs + 1, valid_speakers=0, random_state=0, **options)
     clf.fit(X, y)
     durations = [row["dur"] for row in clf.history][1:]     # drop the warm-up epoch
     return STAT(durations)
@@ -155,15 +162,24 @@ def main(argv=None):
     parser.add_argument("--ks", type=int, nargs="*", default=[1, 8, 32])
     parser.add_argument("--configs", nargs="*", default=list(TABLE1_CONFIGS))
     parser.add_argument("--stat", choices=["min", "median"], default="min")
+    parser.add_argument("--backend", choices=["auto", "compiled", "torch"], default="auto")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="n_threads of the timed fits (the reference: torch threads)")
+    parser.add_argument("--scaling", type=int, nargs="*", default=[],
+                        help="also time one fit with each of these n_threads")
     args = parser.parse_args(argv)
     global STAT
     STAT = min if args.stat == "min" else statistics.median
-    torch.set_num_threads(1)
+    OPTIONS.update(backend=args.backend, n_threads=args.threads)
+    torch.set_num_threads(args.threads)
+    if not args.ks and not args.configs:
+        return scaling(args)
     X, y = make_data()
     print(f"# {N_RECORDINGS} sequences, T={MAX_LEN}, {N_FEATURES} features, batch {BATCH}, "
           f"1 torch thread, torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}, {args.stat} of {args.epochs} epochs, compiled loops: "
-          f"{compiled_kernels_available()}")
+          f"{os.getloadavg()[0]:.1f}, {args.stat} of {args.epochs} epochs, backend "
+          f"{args.backend} (numba importable: {compiled_available()}), n_threads "
+          f"{args.threads}")
     reference = time_reference(X, y, args.epochs)
     print(f"{'configuration':40s} {'s/epoch':>8s}")
     print(f"{'reference Enc-InterAtt-Dec (autograd)':40s} {reference:8.3f}")
@@ -184,6 +200,20 @@ def main(argv=None):
     for k, seconds in rows:
         print(f"{'K = ' + str(k):40s} {seconds:8.3f} {seconds / k:14.4f} "
               f"{reference / (seconds / k):21.1f}x")
+    if args.scaling:
+        scaling(args)
+
+
+def scaling(args):
+    X, y = make_data()
+    print(f"\n{'one default Enc-InterAtt-Dec fit':40s} {'s/epoch':>8s} {'vs first':>9s} "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    first = None
+    for n in args.scaling:
+        seconds = time_estimator(EncInterAttDecClassifier, {}, X, y, args.epochs,
+                                 n_threads=n)
+        first = first or seconds
+        print(f"{'n_threads = ' + str(n):40s} {seconds:8.3f} {first / seconds:8.2f}x")
 
 if __name__ == "__main__":
     main()

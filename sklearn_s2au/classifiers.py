@@ -44,7 +44,6 @@ layer output; intra-attention masks padded keys (keras-self-attention does not).
 """
 
 import logging
-import multiprocessing
 import numbers
 import warnings
 from contextlib import contextmanager
@@ -55,6 +54,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
+from threadpoolctl import threadpool_limits
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from torch import nn
 
@@ -63,6 +63,7 @@ from .callbacks import PaperEarlyStopping, _set_active_models, _TrainScores, _Va
 from .callbacks import paper_early_stopping  # noqa: F401  (public here too)
 from ._validation import label_shape
 from .nn import EncoderDecoderNet, StackedNet
+from .nn._ops import BACKENDS, resolve_backend
 from .nn.layers import length_mask
 
 __all__ = [
@@ -127,19 +128,36 @@ def balanced_class_weights(labels, mask):
 
 
 @contextmanager
-def _torch_threads(n_threads):
-    """Use ``n_threads`` torch threads inside the block (1 in joblib/loky workers)."""
-    if n_threads is None and multiprocessing.current_process().name != "MainProcess":
-        # a worker of a parallel cross-validation: never oversubscribe the cores
-        n_threads = 1
-    previous = torch.get_num_threads()
-    if n_threads is not None and n_threads != previous:
-        torch.set_num_threads(int(n_threads))
-    try:
+def _thread_limit(n_threads):
+    """At most ``n_threads`` threads for torch, BLAS and the compiled loops in the block.
+
+    None leaves the process's setting as it is: torch's default (the cores) in a
+    notebook; joblib's worker processes and Dask's workers already limit it to their
+    share of the cores. The limit goes through threadpoolctl and is undone on exit
+    (the compiled loops follow ``torch.get_num_threads()``, see ``sklearn_s2au.nn._ops``).
+    """
+    if n_threads is None:
         yield
-    finally:
-        if torch.get_num_threads() != previous:
-            torch.set_num_threads(previous)
+        return
+    with threadpool_limits(limits=int(n_threads)):
+        previous = torch.get_num_threads()
+        if previous > n_threads:          # torch's OpenMP was not found by threadpoolctl
+            torch.set_num_threads(int(n_threads))
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != previous:
+                torch.set_num_threads(previous)
+
+
+def _check_threads_and_backend(est):
+    name = type(est).__name__
+    if est.n_threads is not None and (isinstance(est.n_threads, bool) or not isinstance(
+            est.n_threads, numbers.Integral) or est.n_threads < 1):
+        raise ValueError(f"{name}: n_threads must be None or a positive integer, got "
+                         f"{est.n_threads!r}.")
+    if not isinstance(est.backend, str) or est.backend not in BACKENDS:
+        raise ValueError(f"{name}: backend must be one of {BACKENDS}, got {est.backend!r}.")
 
 
 def _require_positive_int(label, value, where=""):
@@ -207,9 +225,9 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
     def __init__(self, module, *, criterion=_FrameBCE, optimizer=torch.optim.Adam, lr=1e-3,
                  max_epochs=100, batch_size=16, multi_target="independent",
                  valid_speakers=1, monitor="uar", patience=5, prev_rounds=15,
-                 last_top_results=10, average_epochs=1, l2_kernel=1e-1, l1_bias=1e-4, class_weight="balanced",
-                 threshold=0.5, n_threads=None, random_state=None, train_split=None,
-                 verbose=0, **kwargs):
+                 last_top_results=10, average_epochs=1, l2_kernel=1e-1, l1_bias=1e-4,
+                 class_weight="balanced", threshold=0.5, n_threads=None, backend="auto",
+                 random_state=None, train_split=None, verbose=0, **kwargs):
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size,
                          train_split=train_split, verbose=verbose, **kwargs)
@@ -225,6 +243,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         self.class_weight = class_weight
         self.threshold = threshold
         self.n_threads = n_threads
+        self.backend = backend
         self.random_state = random_state
 
     # ---- callbacks -------------------------------------------------------------------
@@ -269,10 +288,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
                              and 0.0 < float(self.threshold) < 1.0):
             raise ValueError(f"threshold must be a probability in (0, 1) or 'auto', got "
                              f"{self.threshold!r}.")
-        if self.n_threads is not None and (not isinstance(self.n_threads, numbers.Integral)
-                                           or self.n_threads < 1):
-            raise ValueError(f"n_threads must be None or a positive integer, got "
-                             f"{self.n_threads!r}.")
+        _check_threads_and_backend(self)
 
     def _model_layout(self):
         """(n_models, n_outputs) of the network for ``n_targets_`` targets."""
@@ -300,10 +316,16 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         if given is not None and given != self.n_features_in_:
             raise ValueError(f"module__n_features={given} but X has {self.n_features_in_} "
                              f"features; drop module__n_features (it is set from X).")
+        if "backend" in kwargs:
+            raise ValueError(f"{type(self).__name__}: set backend={kwargs['backend']!r} on "
+                             f"the estimator, not module__backend.")
         n_models, n_outputs = self._model_layout()
         kwargs.update(n_features=self.n_features_in_, n_models=n_models, n_outputs=n_outputs,
-                      seeds=self._seeds(n_models))
+                      seeds=self._seeds(n_models), backend=self.backend)
         self.module_ = self.initialized_instance(self.module, kwargs)
+        # the loops that run for this device and dtype ("compiled" raises where it can't)
+        self.backend_ = resolve_backend(self.backend, self.device,
+                                        next(self.module_.parameters()).dtype)
         return self
 
     def _sizes_from_params(self):
@@ -488,7 +510,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         self
         """
         X = self._prepare_fit(X, y)
-        with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
             self.n_threads_ = torch.get_num_threads()
             # dropout draws from torch's global generator: seed it inside a fork
             torch.manual_seed(self.random_seed_)
@@ -566,7 +588,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         # as fit: dropout draws from a seeded fork of torch's generator (the seed moves
         # on with the epochs already trained, so each call draws new masks), and the
         # global generator is left as it was
-        with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_seed_ + len(self.history))
             try:
                 super().partial_fit(X, list(y), classes=classes, **fit_params)
@@ -582,7 +604,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         if X.n_features != self.n_features_in_:
             raise ValueError(f"X has {X.n_features} features but {type(self).__name__} was "
                              f"fitted with {self.n_features_in_}.")
-        with _torch_threads(self.n_threads):
+        with _thread_limit(self.n_threads):
             logits = self.forward(_ChunkDataset(X), training=False)
         return X, logits.numpy()
 
@@ -642,7 +664,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             raise ValueError(f"layer must be one of {names}, got {layer!r}.")
         self.module_.eval()
         chunks = []
-        with _torch_threads(self.n_threads), torch.no_grad():
+        with _thread_limit(self.n_threads), torch.no_grad():
             dataset = _ChunkDataset(X)
             for start in range(0, len(dataset), self.batch_size):
                 x = dataset.x[start:start + self.batch_size].to(self.device)
@@ -718,10 +740,18 @@ _CLASS_DOC_COMMON = """
         ``last_top_results`` (stochastic weight averaging) instead of the selected
         epoch's weights alone (1: the paper). See `~sklearn_s2au.callbacks.PaperEarlyStopping`.
     n_threads : int or None, default=None
-        Torch threads during fit/predict; None keeps torch's setting in the main process
-        and uses 1 inside joblib worker processes (no oversubscription). The recurrences
-        and attentions run in single-threaded compiled loops (see
-        ``sklearn_s2au.nn._ckernels``), so parallelise over folds or targets instead.
+        Threads of one fit/predict: torch's and the compiled loops' (the sequences of a
+        batch are shared out; results do not depend on the count). None keeps the
+        process's setting: torch's default, the cores, in a notebook; joblib and Dask
+        workers limit it to their share. A limit is applied with threadpoolctl and
+        undone afterwards.
+    backend : {{"auto", "compiled", "torch"}}, default="auto"
+        Where the recurrences and attentions run: "compiled", loops compiled with numba
+        (CPU, float32/float64; no C compiler needed; machine code cached on disk after
+        the first use), or "torch", plain torch operations with autograd (the
+        specification the compiled loops are tested against, and the GPU path with
+        ``device="cuda"``). "auto" is "compiled" where it can run, else "torch". The
+        backend used is ``backend_``.
     random_state : int, RandomState or None
         Seeds model k's initialisation with ``random_state + k``, the batch order, the
         validation split and dropout. Repeatable; the global torch RNG is left as it was.
@@ -737,7 +767,9 @@ _CLASS_DOC_COMMON = """
     n_targets_ : int
     class_weight_ : ndarray (n_targets, 2)
     n_threads_ : int
-        Torch threads used by the last fit.
+        Threads used by the last fit.
+    backend_ : {{"compiled", "torch"}}
+        The backend the network runs on (``backend`` resolved for its device).
     selected_epochs_, stopped_epochs_ : ndarray (n_models,)
         1-based epoch whose weights are kept, and epoch at which training stopped.
     history_ : skorch History

@@ -34,8 +34,8 @@ from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 from ._sequence import SequenceBatch
 from ._validation import label_shape
 from .callbacks import PaperEarlyStopping, _set_active_models, _TrainScores
-from .classifiers import (_ChunkDataset, _require_positive_int, _seed, _SequenceClassifier,
-                          _torch_threads)
+from .classifiers import (_check_threads_and_backend, _ChunkDataset, _require_positive_int,
+                          _seed, _SequenceClassifier, _thread_limit)
 from .metrics import sequence_ccc
 from .nn import EncoderDecoderNet, StackedNet
 from .nn.layers import length_mask
@@ -169,16 +169,16 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
                  lr=1e-3, max_epochs=100, batch_size=16, multi_target="independent",
                  valid_speakers=1, loss="mse", monitor="ccc", patience=5, prev_rounds=15,
                  last_top_results=10, average_epochs=1, l2_kernel=1e-1, l1_bias=1e-4,
-                 clip=(0.0, 5.0), n_threads=None, random_state=None, train_split=None,
-                 verbose=0, **kwargs):
+                 clip=(0.0, 5.0), n_threads=None, backend="auto", random_state=None,
+                 train_split=None, verbose=0, **kwargs):
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size,
                          multi_target=multi_target, valid_speakers=valid_speakers,
                          monitor=monitor, patience=patience, prev_rounds=prev_rounds,
                          last_top_results=last_top_results, average_epochs=average_epochs,
                          l2_kernel=l2_kernel, l1_bias=l1_bias, n_threads=n_threads,
-                         random_state=random_state, train_split=train_split,
-                         verbose=verbose, **kwargs)
+                         backend=backend, random_state=random_state,
+                         train_split=train_split, verbose=verbose, **kwargs)
         # skorch counts every public attribute as a parameter: the classifiers' class
         # weights and threshold have no meaning here
         del self.class_weight, self.threshold
@@ -230,10 +230,7 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
                 raise ValueError(f"{name}: clip must be None or a range (low, high) with "
                                  f"low < high, e.g. (0, 5) for AU intensities; got "
                                  f"{self.clip!r}.")
-        if self.n_threads is not None and (not isinstance(self.n_threads, numbers.Integral)
-                                           or self.n_threads < 1):
-            raise ValueError(f"{name}: n_threads must be None or a positive integer, got "
-                             f"{self.n_threads!r}.")
+        _check_threads_and_backend(self)
 
     def _sizes_from_params(self):
         super()._sizes_from_params()
@@ -310,7 +307,7 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
         self
         """
         X = self._prepare_fit(X, y)
-        with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
             self.n_threads_ = torch.get_num_threads()
             # dropout draws from torch's global generator: seed it inside a fork
             torch.manual_seed(self.random_seed_)
@@ -338,7 +335,7 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
                              f"(arrays of {targets.ndim - 1} dimension(s)) but {name} was "
                              f"fitted with target arrays of shape {shape}; give targets of "
                              f"that shape, or call fit to train a new network.")
-        with _torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_seed_ + len(self.history))
             try:
                 NeuralNet.partial_fit(self, X, list(y), **fit_params)
@@ -353,7 +350,7 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
         if X.n_features != self.n_features_in_:
             raise ValueError(f"X has {X.n_features} features but {type(self).__name__} was "
                              f"fitted with {self.n_features_in_}; use the same feature set.")
-        with _torch_threads(self.n_threads):
+        with _thread_limit(self.n_threads):
             out = self.forward(_ChunkDataset(X), training=False)
         return X, out.numpy()
 
@@ -434,7 +431,10 @@ _REGRESSOR_DOC_COMMON = """
         Range the predictions are clipped to (OpenFace's 0-5 intensity scale); None
         leaves them as the network outputs them. Training sees the unclipped outputs.
     n_threads : int or None, default=None
-        Torch threads during fit/predict; None: 1 inside joblib workers.
+    backend : {{"auto", "compiled", "torch"}}, default="auto"
+        Threads, and where the recurrences and attentions run, as for the classifiers
+        (`~sklearn_s2au.classifiers.EncInterAttDecClassifier`); the backend used is
+        ``backend_``.
     random_state : int, RandomState or None
         Seeds model k's initialisation with ``random_state + k``, the batch order, the
         validation split and dropout.
@@ -449,6 +449,7 @@ _REGRESSOR_DOC_COMMON = """
     n_features_in_ : int
     n_targets_ : int
     n_threads_ : int
+    backend_ : {{"compiled", "torch"}}
     selected_epochs_, stopped_epochs_ : ndarray (n_models,)
         1-based epoch whose weights are kept, and epoch at which training stopped.
     history_ : skorch History

@@ -6,10 +6,8 @@ import torch
 
 from sklearn_s2au.nn import (AttentionDecoder, BiLSTM, EncoderDecoderNet, IntraAttention,
                              MaskedBatchNorm, StackedNet, length_mask, reverse_within_lengths)
-from sklearn_s2au.nn import _ckernels
 from sklearn_s2au.nn._functional import (attention_decoder, bilstm_recurrence,
-                                         compiled_kernels_available, local_attention,
-                                         lstm_recurrence, lstm_recurrence_reference)
+                                         local_attention)
 from sklearn_s2au.nn.layers import (TemporalConvEncoder, TransformerEncoderLayer,
                                     banded_to_dense, sinusoidal_positions)
 
@@ -49,12 +47,8 @@ CONFIGS = {
 
 
 @pytest.fixture(params=["compiled", "torch"])
-def backend(request, monkeypatch):
-    """Run a test with the compiled C loops and with the torch loops."""
-    if request.param == "torch":
-        monkeypatch.setenv("SKLEARN_S2AU_NO_CKERNELS", "1")
-    elif not compiled_kernels_available():
-        pytest.skip("no C compiler: the compiled loops are unavailable")
+def backend(request):
+    """Run a test with the compiled loops (numba) and with torch operations."""
     return request.param
 
 
@@ -74,7 +68,7 @@ def _pad_garbage(x, lengths, value):
 @pytest.mark.parametrize("training", [False, True])
 def test_shapes_and_padding_never_reaches_real_frames(name, training, backend):
     torch.manual_seed(0)
-    net = _net(name, n_models=2, n_outputs=3)
+    net = _net(name, n_models=2, n_outputs=3, backend=backend)
     net.train(training)
     x = torch.randn(4, 9, 5)
     outs = []
@@ -123,7 +117,7 @@ def test_models_are_independent_and_seeded_per_model():
 
 def test_bilstm_matches_torch_lstm_per_sequence(backend):
     torch.manual_seed(0)
-    layer = BiLSTM(n_models=1, input_size=3, hidden_size=4)
+    layer = BiLSTM(n_models=1, input_size=3, hidden_size=4, backend=backend)
     layer.reset_parameters([0])
     x = torch.randn(3, 7, 3)
     lengths = torch.tensor([7, 5, 2])
@@ -150,36 +144,21 @@ def test_reverse_within_lengths_keeps_padding_and_is_an_involution():
     assert torch.equal(reverse_within_lengths(rev, torch.tensor([6, 4]), 1), x)
 
 
-def test_missing_compiler_means_torch_loops(monkeypatch):
-    monkeypatch.setenv("CC", "no-such-c-compiler")
-    assert _ckernels._build() is None
-    monkeypatch.setenv("SKLEARN_S2AU_NO_CKERNELS", "1")
-    assert not compiled_kernels_available()
-
-
-def test_fused_lstm_backward_matches_autograd():
-    torch.manual_seed(0)
-    xw = torch.randn(2, 2, 4, 12, dtype=torch.float64, requires_grad=True)
-    w_hh = (0.5 * torch.randn(2, 3, 12, dtype=torch.float64)).requires_grad_()
-    assert torch.allclose(lstm_recurrence(xw, w_hh), lstm_recurrence_reference(xw, w_hh))
-    assert torch.autograd.gradcheck(lstm_recurrence, (xw, w_hh))
-
-
 def test_bilstm_recurrence_matches_autograd(backend):
     torch.manual_seed(0)
     lengths = torch.tensor([5, 3, 1])
     xw = torch.randn(2, 2, 3, 5, 8, dtype=torch.float64, requires_grad=True)
     w_hh = (0.5 * torch.randn(2, 2, 2, 8, dtype=torch.float64)).requires_grad_()
     real = length_mask(lengths, 5)[None, None, :, :, None]
-    fused = bilstm_recurrence(xw, w_hh, lengths)
-    reference = bilstm_recurrence(xw, w_hh, lengths, fused=False)
+    fused = bilstm_recurrence(xw, w_hh, lengths, backend=backend)
+    reference = bilstm_recurrence(xw, w_hh, lengths, backend="torch")
     assert torch.allclose(fused * real, reference * real)
     upstream = torch.randn_like(fused) * real
     for a, r in zip(torch.autograd.grad((fused * upstream).sum(), (xw, w_hh)),
                     torch.autograd.grad((reference * upstream).sum(), (xw, w_hh))):
         assert torch.allclose(a, r)
-    assert torch.autograd.gradcheck(lambda a, b: bilstm_recurrence(a, b, lengths) * real,
-                                    (xw, w_hh))
+    assert torch.autograd.gradcheck(
+        lambda a, b: bilstm_recurrence(a, b, lengths, backend=backend) * real, (xw, w_hh))
 
 
 def _decoder_inputs(mode, k=2, b=3, t=5, e=4, h=3, o=2):
@@ -204,10 +183,10 @@ def _decoder_inputs(mode, k=2, b=3, t=5, e=4, h=3, o=2):
     steps = torch.arange(t, dtype=torch.float64)
     prior = (-(steps[None, :] - steps[:, None]) ** 2 / 4.0) if "prior" in mode else None
 
-    def run(fused, *tensors):
+    def run(backend, *tensors):
         kw = dict(zip(names, tensors[5:]))
-        logits, states, _ = attention_decoder(*tensors[:5], mask, fused=fused, prior=prior,
-                                              **kw)
+        logits, states, _ = attention_decoder(*tensors[:5], mask, backend=backend,
+                                              prior=prior, **kw)
         real = mask[None, :, :, None]
         return logits * real, states * real      # steps after the end are unspecified
 
@@ -218,7 +197,7 @@ def _decoder_inputs(mode, k=2, b=3, t=5, e=4, h=3, o=2):
                                   "attention+prior", "attention+aligned+prior"])
 def test_fused_decoder_matches_autograd(mode, backend):
     run, inputs = _decoder_inputs(mode)
-    fused, reference = run(True, *inputs), run(False, *inputs)
+    fused, reference = run(backend, *inputs), run("torch", *inputs)
     upstream = [torch.randn_like(a) for a in fused]
     for a, r in zip(fused, reference):
         assert torch.allclose(a, r)
@@ -233,7 +212,7 @@ def test_fused_decoder_matches_autograd(mode, backend):
 @pytest.mark.parametrize("mode", ["attention", "attention+prior"])
 def test_fused_decoder_gradcheck(mode, backend):
     run, inputs = _decoder_inputs(mode, k=1, b=2, t=4, e=2, h=2, o=1)
-    assert torch.autograd.gradcheck(lambda *ts: run(True, *ts), inputs)
+    assert torch.autograd.gradcheck(lambda *ts: run(backend, *ts), inputs)
 
 
 def test_location_prior_is_the_gaussian_reweighting_of_free_attention(backend):
@@ -241,8 +220,8 @@ def test_location_prior_is_the_gaussian_reweighting_of_free_attention(backend):
     # when the decoder states agree, i.e. at the first decoder step
     torch.manual_seed(1)
     x, lengths = torch.randn(3, 8, 5), torch.tensor([8, 6, 3])
-    free = _net("Enc-InterAtt-Dec").eval()
-    local = _net("Enc-InterAtt-Dec local").eval()
+    free = _net("Enc-InterAtt-Dec", backend=backend).eval()
+    local = _net("Enc-InterAtt-Dec local", backend=backend).eval()
     local.decoder.attention_window = 2.0
     local.load_state_dict(free.state_dict())
     a_free = free(x, lengths, return_attention=True)[1]["decoder"][0]
@@ -256,19 +235,19 @@ def test_location_prior_is_the_gaussian_reweighting_of_free_attention(backend):
         _net("Enc-InterAtt-Dec default", attention_window=0)
 
 
-def test_compiled_loops_match_torch_loops_in_float32(monkeypatch):
-    if not compiled_kernels_available():
-        pytest.skip("no C compiler: the compiled loops are unavailable")
-    net = EncoderDecoderNet(5, hidden_size=6, n_models=2, seeds=[0, 1], intra_att=("pa", 3),
-                            intra_att_units=4).eval()
+def test_compiled_loops_match_torch_in_float32():
     x = torch.randn(4, 9, 5, requires_grad=True)
     real = length_mask(LENGTHS, 9)[..., None]
-    compiled = net(x, LENGTHS)
-    (grad_compiled,) = torch.autograd.grad((compiled * real).sum(), x)
-    monkeypatch.setenv("SKLEARN_S2AU_NO_CKERNELS", "1")
-    loops = net(x, LENGTHS)
-    (grad_loops,) = torch.autograd.grad((loops * real).sum(), x)
-    assert torch.allclose(compiled * real, loops * real, atol=1e-5)
+    results = []
+    for backend in ("compiled", "torch"):
+        net = EncoderDecoderNet(5, hidden_size=6, n_models=2, seeds=[0, 1],
+                                intra_att=("pa", 3), intra_att_units=4,
+                                backend=backend).eval()
+        out = net(x, LENGTHS)
+        (grad,) = torch.autograd.grad((out * real).sum(), x)
+        results.append((out * real, grad))
+    (compiled, grad_compiled), (loops, grad_loops) = results
+    assert torch.allclose(compiled, loops, atol=1e-5)
     assert torch.allclose(grad_compiled, grad_loops, atol=1e-4)
 
 
@@ -318,7 +297,8 @@ def _dense_keras_intra_attention(layer, x, lengths):
 @pytest.mark.parametrize("window", [("bi", 5), ("bi", 4), ("pa", 3), ("bi", 15)])
 def test_intra_attention_equals_dense_keras_formula(window, backend):
     torch.manual_seed(0)
-    layer = IntraAttention(n_models=2, n_features=3, window=window, units=4)
+    layer = IntraAttention(n_models=2, n_features=3, window=window, units=4,
+                           backend=backend)
     layer.reset_parameters([0, 1])
     with torch.no_grad():
         layer.b_h.normal_()
@@ -348,8 +328,8 @@ def test_local_attention_gradients_match_autograd(backend):
         return torch.randn(*shape, dtype=torch.float64).requires_grad_()
 
     inputs = (p(2, 2, 6, 3), p(2, 2, 6, 3), p(2, 2, 6, 4), p(2, 3), p(2, 1))
-    fused = local_attention(*inputs, lengths, -2, 4)
-    reference = local_attention(*inputs, lengths, -2, 4, fused=False)
+    fused = local_attention(*inputs, lengths, -2, 4, backend=backend)
+    reference = local_attention(*inputs, lengths, -2, 4, backend="torch")
     upstream = [torch.randn_like(a) for a in fused]
     for a, r in zip(fused, reference):
         assert torch.allclose(a, r)
@@ -357,12 +337,14 @@ def test_local_attention_gradients_match_autograd(backend):
              for out in (fused, reference)]
     for a, r in zip(*grads):
         assert torch.allclose(a, r)
-    assert torch.autograd.gradcheck(lambda *ts: local_attention(*ts, lengths, -2, 4), inputs)
+    assert torch.autograd.gradcheck(
+        lambda *ts: local_attention(*ts, lengths, -2, 4, backend=backend), inputs)
 
 
 def test_past_window_never_looks_at_future_frames(backend):
     torch.manual_seed(0)
-    layer = IntraAttention(n_models=1, n_features=3, window=("pa", 4), units=4)
+    layer = IntraAttention(n_models=1, n_features=3, window=("pa", 4), units=4,
+                           backend=backend)
     layer.reset_parameters([0])
     x = torch.randn(1, 1, 10, 3, requires_grad=True)
     out = layer(x, torch.tensor([10]))
@@ -496,17 +478,17 @@ def test_compiled_loops_leave_floating_point_state_alone():
     code = (
         "import numpy as np, torch\n"
         "from sklearn_s2au.nn import EncoderDecoderNet\n"
-        "from sklearn_s2au.nn._functional import compiled_kernels_available\n"
+        "from sklearn_s2au.nn._ops import compiled_available\n"
         "tiny = np.finfo(np.float64).tiny\n"
         "assert tiny / 4 > 0 and np.float32(1e-40) > 0\n"
         "net = EncoderDecoderNet(3, hidden_size=4, seeds=[0])\n"
         "net(torch.randn(2, 5, 3), torch.tensor([5, 3])).sum().backward()\n"
-        "print(compiled_kernels_available(), tiny / 4 > 0, np.float32(1e-40) > 0,\n"
+        "print(compiled_available(), tiny / 4 > 0, np.float32(1e-40) > 0,\n"
         "      float(torch.tensor(1e-40)) > 0)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     if out[0] != "True":
-        pytest.skip("no C compiler: the compiled loops are unavailable")
+        pytest.skip("numba is not importable: the compiled loops are unavailable")
     assert out[1:] == ["True", "True", "True"], out
 
 
@@ -515,7 +497,7 @@ def test_compiled_loops_leave_floating_point_state_alone():
 def test_fused_decoder_matches_an_independent_per_sequence_reference(mode, backend):
     """Equations (5)-(10) written out for one sequence at a time, in plain float64."""
     run, inputs = _decoder_inputs(mode)
-    logits, states = (t.detach() for t in run(True, *inputs))
+    logits, states = (t.detach() for t in run(backend, *inputs))
     s0, w_y, u_rz, u_p, u_o = (t.detach().numpy() for t in inputs[:5])
     names = []
     if "attention" in mode:

@@ -206,9 +206,9 @@ class BiLSTM(KModule):
     n_models : int
     input_size : int
     hidden_size : int
-    fused : bool, default=True
-        Hand-written forward/backward through time (`bilstm_recurrence`): compiled C
-        loops when a C compiler is available, else torch loops; False uses autograd.
+    backend : {"auto", "compiled", "torch"}, default="auto"
+        Compiled loops (numba, CPU) or torch operations with autograd; "auto" is the
+        compiled loops where they can run (see `bilstm_recurrence`).
 
     Notes
     -----
@@ -217,11 +217,11 @@ class BiLSTM(KModule):
     (Keras' ``kernel_regularizer``/``bias_regularizer``).
     """
 
-    def __init__(self, n_models, input_size, hidden_size, fused=True):
+    def __init__(self, n_models, input_size, hidden_size, backend="auto"):
         super().__init__(n_models)
         self.input_size = input_size
         self.hidden_size = hidden_size
-        self.fused = fused
+        self.backend = backend
         h = hidden_size
         self._param("kernel", (input_size, 4 * h), _init_glorot, "kernel", n_copies=2)
         self._param("recurrent_kernel", (h, 4 * h), _init_orthogonal, None, n_copies=2)
@@ -247,7 +247,7 @@ class BiLSTM(KModule):
             xw = xw.view(b, t_len, k, d, g).permute(2, 3, 0, 1, 4)
         else:
             xw = torch.einsum("kbtf,kdfg->kdbtg", x, w) + bias[:, :, None, None, :]
-        hs = bilstm_recurrence(xw, self._w("recurrent_kernel"), lengths, fused=self.fused)
+        hs = bilstm_recurrence(xw, self._w("recurrent_kernel"), lengths, backend=self.backend)
         return hs[:, 0] + hs[:, 1]
 
 
@@ -297,16 +297,15 @@ class IntraAttention(KModule):
     regularizer_weight : float, default=1e-4
         Weight of ``sum((A A^T - I)^2) / batch_size`` over real frames, per model; the
         value of the last training forward pass is kept in ``penalty`` (K,).
-    fused : bool, default=True
-        Compiled C loops when a C compiler is available (`local_attention`); False
-        uses torch operations.
+    backend : {"auto", "compiled", "torch"}, default="auto"
+        Compiled loops (numba, CPU) or torch operations (`local_attention`).
     """
 
     def __init__(self, n_models, n_features, window=("bi", 15), units=32,
-                 regularizer_weight=1e-4, fused=True):
+                 regularizer_weight=1e-4, backend="auto"):
         super().__init__(n_models)
         self.window = check_window(window)
-        self.fused = fused
+        self.backend = backend
         self.units = units
         self.regularizer_weight = regularizer_weight
         self._param("w_t", (n_features, units), _init_glorot, "kernel")
@@ -325,7 +324,7 @@ class IntraAttention(KModule):
                  + self._w("b_h")[:, None, None, :])
         key = torch.einsum("kbtf,kfu->kbtu", x, self._w("w_x"))
         out, weights = local_attention(query, key, x, self._w("w_a"), self._w("b_a"),
-                                       lengths, lo, hi - lo + 1, fused=self.fused)
+                                       lengths, lo, hi - lo + 1, backend=self.backend)
         if self.training and self.regularizer_weight:
             real = length_mask(lengths, t_len)
             self.penalty = (self.regularizer_weight
@@ -403,9 +402,9 @@ class AttentionDecoder(KModule):
         weights are multiplied by the Gaussian and renormalised ("local-m" attention of
         Luong et al., 2015, for T_d = T_e). None is the paper's free attention, whose
         query ``s_{j-1} W_a`` carries no notion of which step it decodes.
-    fused : bool, default=True
-        Hand-written forward/backward (`attention_decoder`): compiled C loops when a C
-        compiler is available, else torch loops; False uses plain autograd.
+    backend : {"auto", "compiled", "torch"}, default="auto"
+        Compiled loops (numba, CPU) or torch operations with autograd
+        (`attention_decoder`).
 
     Notes
     -----
@@ -415,7 +414,7 @@ class AttentionDecoder(KModule):
     """
 
     def __init__(self, n_models, input_size, hidden_size, n_outputs=1, attention=True,
-                 aligned_input=False, attention_window=None, fused=True):
+                 aligned_input=False, attention_window=None, backend="auto"):
         super().__init__(n_models)
         if attention_window is not None and (isinstance(attention_window, bool)
                                              or not float(attention_window) > 0):
@@ -427,7 +426,7 @@ class AttentionDecoder(KModule):
         self.n_outputs = n_outputs
         self.attention = attention
         self.aligned_input = bool(aligned_input) and attention
-        self.fused = fused
+        self.backend = backend
         h, o = hidden_size, n_outputs
         g = 3 * h + o
         self._param("w_s", (input_size, h), _init_glorot, "kernel")
@@ -471,14 +470,14 @@ class AttentionDecoder(KModule):
             logits, states, alpha = attention_decoder(
                 *common, enc=h, keys=keys, w_a=w("w_a"), v_a=w("v_a"), w_c=w("w_c"),
                 b_c=None if self.aligned_input else b_c, ctx_all=aligned,
-                prior=self.location_prior(h.shape[2], h), fused=self.fused)
+                prior=self.location_prior(h.shape[2], h), backend=self.backend)
             if self.store_attention:
                 self.last_attention = alpha.detach()
         else:
             ctx_all = (torch.einsum("kbte,keg->kbtg", h, w("w_c"))
                        + w("b_c")[:, None, None, :])
             logits, states, _ = attention_decoder(*common, ctx_all=ctx_all,
-                                                  fused=self.fused)
+                                                  backend=self.backend)
         return logits, states
 
 

@@ -30,7 +30,7 @@ class _SequenceNet(nn.Module):
     """Shared plumbing: seeding, trimming, output layout, penalties, attention maps."""
 
     def __init__(self, n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
-                 seeds, fused):
+                 seeds, backend):
         super().__init__()
         for name, value in [("n_features", n_features), ("hidden_size", hidden_size),
                             ("n_models", n_models), ("n_outputs", n_outputs)]:
@@ -45,7 +45,7 @@ class _SequenceNet(nn.Module):
         self.n_models = n_models
         self.n_outputs = n_outputs
         self.seeds = seeds
-        self.fused = fused
+        self.backend = backend
         self.active_models = None
 
     def set_active_models(self, models):
@@ -107,7 +107,7 @@ class _SequenceNet(nn.Module):
         """One sequence layer of the chosen encoder: (B|K, B, T, F) -> (K, B, T, H)."""
         k, h = self.n_models, self.hidden_size
         if self.encoder_type == "lstm":
-            return BiLSTM(k, input_size, h, fused=self.fused)
+            return BiLSTM(k, input_size, h, backend=self.backend)
         if self.encoder_type == "transformer":
             return TransformerEncoderLayer(k, input_size, h, n_heads=self.n_heads,
                                            positional=first)
@@ -201,8 +201,10 @@ class StackedNet(_SequenceNet):
         Sigmoid units per model (several targets sharing one network).
     seeds : list of int or None
         Per-model initialisation seeds (drawn from torch's generator when None).
-    fused : bool, default=True
-        Hand-written LSTM backward pass; False uses autograd.
+    backend : {"auto", "compiled", "torch"}, default="auto"
+        The recurrences and attentions as compiled loops (numba, CPU, float32/64) or as
+        torch operations with autograd (the specification, and the GPU path); "auto"
+        is the compiled loops where they can run.
     encoder : {"lstm", "transformer", "tcn"}, default="lstm"
         The two stacked sequence layers: BiLSTMs (the paper), masked Transformer
         encoder layers (`~sklearn_s2au.nn.layers.TransformerEncoderLayer`, sinusoidal
@@ -231,11 +233,11 @@ class StackedNet(_SequenceNet):
 
     def __init__(self, n_features, hidden_size=20, intra_att=None, intra_att_layers="between",
                  intra_att_units=32, attention_regularizer=1e-4, dropout=0.2,
-                 batch_norm=True, n_models=1, n_outputs=1, seeds=None, fused=True,
+                 batch_norm=True, n_models=1, n_outputs=1, seeds=None, backend="auto",
                  encoder="lstm", n_heads=4, tcn_kernel_size=3, tcn_levels=3,
                  tcn_causal=False):
         super().__init__(n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
-                         seeds, fused)
+                         seeds, backend)
         self._set_encoder_options(encoder, n_heads, tcn_kernel_size, tcn_levels, tcn_causal)
         if intra_att_layers not in ("between", "each"):
             raise ValueError(f"module intra_att_layers must be 'between' or 'each', got "
@@ -251,13 +253,13 @@ class StackedNet(_SequenceNet):
         self._bn("bn1", h)
         if self.intra_att is not None:
             self.intra_att1 = IntraAttention(k, h, self.intra_att, intra_att_units,
-                                             attention_regularizer, fused=fused)
+                                             attention_regularizer, backend=backend)
             self._bn("bn_att1", h)
         setattr(self, names[1], self._encoder_layer(h, first=False))
         self._bn("bn2", h)
         if self.intra_att is not None and intra_att_layers == "each":
             self.intra_att2 = IntraAttention(k, h, self.intra_att, intra_att_units,
-                                             attention_regularizer, fused=fused)
+                                             attention_regularizer, backend=backend)
             self._bn("bn_att2", h)
         self.out = TimeDense(k, h, n_outputs)
         self._init_weights()
@@ -302,7 +304,7 @@ class EncoderDecoderNet(_SequenceNet):
     attention_regularizer : float, default=1e-4
     dropout : float, default=0.2
     batch_norm : bool, default=True
-    n_models, n_outputs, seeds, fused
+    n_models, n_outputs, seeds, backend
         As in `StackedNet`.
     encoder : {"lstm", "transformer", "tcn"}, default="lstm"
         The encoder: a BiLSTM (the paper), one masked Transformer encoder layer or one
@@ -324,10 +326,10 @@ class EncoderDecoderNet(_SequenceNet):
     def __init__(self, n_features, hidden_size=20, inter_att=True, intra_att=None,
                  aligned_input=True, attention_window=8.0, intra_att_units=32,
                  attention_regularizer=1e-4, dropout=0.2, batch_norm=True, n_models=1,
-                 n_outputs=1, seeds=None, fused=True, encoder="lstm", n_heads=4,
+                 n_outputs=1, seeds=None, backend="auto", encoder="lstm", n_heads=4,
                  tcn_kernel_size=3, tcn_levels=3, tcn_causal=False):
         super().__init__(n_features, hidden_size, dropout, batch_norm, n_models, n_outputs,
-                         seeds, fused)
+                         seeds, backend)
         self._set_encoder_options(encoder, n_heads, tcn_kernel_size, tcn_levels, tcn_causal)
         self.inter_att = bool(inter_att)
         self.intra_att = None if intra_att is None else check_window(intra_att)
@@ -338,10 +340,10 @@ class EncoderDecoderNet(_SequenceNet):
         self.attention_window = attention_window
         self.decoder = AttentionDecoder(k, h, h, n_outputs, attention=self.inter_att,
                                         aligned_input=aligned_input,
-                                        attention_window=attention_window, fused=fused)
+                                        attention_window=attention_window, backend=backend)
         if self.intra_att is not None:
             self.intra_att_dec = IntraAttention(k, h, self.intra_att, intra_att_units,
-                                                attention_regularizer, fused=fused)
+                                                attention_regularizer, backend=backend)
             self._bn("bn_att", h)
             self.out = TimeDense(k, h, n_outputs)
         self._init_weights()
