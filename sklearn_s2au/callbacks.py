@@ -135,8 +135,8 @@ class PaperEarlyStopping(Callback):
 
     Each of the network's ``n_models`` models has its own rule (`paper_early_stopping`)
     on its own validation score. A model that stops is frozen: the network skips it in
-    later forward and backward passes (``module_.set_active_models``, when the module
-    has it), so it costs nothing, and after every later optimiser step its parameters
+    later forward and backward passes (the net passes the running models to the module
+    as its ``active`` argument), so it costs nothing, and after every later optimiser step its parameters
     and batch-norm statistics are put back, so Adam's momentum does not move it. Its
     validation scores are carried over from its last trained epoch (they would not
     change); ``train_loss`` and ``valid_loss`` from then on sum the running models
@@ -187,7 +187,7 @@ class PaperEarlyStopping(Callback):
         self.active_ = False
         # epochs of earlier runs (partial_fit): the rules count from this run's start
         self.offset_ = len(net.history)
-        _set_active_models(net.module_, None)
+        _set_active_models(net, None)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self.active_ = dataset_valid is not None
@@ -210,8 +210,8 @@ class PaperEarlyStopping(Callback):
         if len(self.frozen_) == len(self.rules_):
             raise KeyboardInterrupt  # skorch's way to end fit_loop early
         if self.frozen_:
-            _set_active_models(net.module_, [k for k in range(len(self.rules_))
-                                             if k not in self.frozen_])
+            _set_active_models(net, [k for k in range(len(self.rules_))
+                                     if k not in self.frozen_])
 
     def _select(self, k, rule):
         epochs = [e + self.offset_ for e in rule.best_epochs(self.average_epochs)]
@@ -231,7 +231,7 @@ class PaperEarlyStopping(Callback):
             _load_stacked_slices(net.module_, self.frozen_stack_)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        _set_active_models(net.module_, None)
+        _set_active_models(net, None)
         n_epochs = len(net.history)
         n_models = net.module_.n_models
         if not self.active_ or n_epochs == 0:
@@ -252,10 +252,9 @@ class PaperEarlyStopping(Callback):
         self.selected_ = {}
 
 
-def _set_active_models(module, models):
-    """Restrict the module's passes to ``models`` (None: all), if it supports it."""
-    if hasattr(module, "set_active_models"):
-        module.set_active_models(models)
+def _set_active_models(net, models):
+    """Run only ``models`` (None: all) in the net's later passes (its ``infer``)."""
+    net._active_models_ = None if models is None else sorted(int(m) for m in models)
 
 
 def _stack_model_slices(slices):
@@ -304,7 +303,7 @@ class _ValidScores(Callback):
     """Per-model validation UAR and class-weighted BCE from the cached predictions.
 
     Models the network skipped (stopped by early stopping, see
-    ``set_active_models``) keep their scores of the previous epoch: their weights
+    `PaperEarlyStopping`) keep their scores of the previous epoch: their weights
     have not changed since.
     """
 
@@ -333,20 +332,20 @@ class _ValidScores(Callback):
         cut = 0.5 if isinstance(net.threshold, str) else float(net.threshold)
         threshold = torch.logit(torch.tensor(cut, dtype=torch.float64))
         uar = _frame_uar(logits > threshold.item(), y, mask)
-        bce = net._target_bce(logits, y, mask).detach().cpu().numpy()
+        bce = net.get_frame_loss(logits, y, mask).detach().cpu().numpy()
         n_models = net.module_.n_models
-        active = getattr(net.module_, "active_models", None)
+        active = net._running_models()
         last = getattr(self, "last_", None)
         if active is not None and last is not None:
             skipped = np.ones(n_models, dtype=bool)
-            skipped[active.cpu().numpy()] = False
+            skipped[active] = False
             skipped = np.repeat(skipped, uar.size // n_models)    # model-major targets
             uar[skipped], bce[skipped] = last[0][skipped], last[1][skipped]
         self.last_ = (uar.copy(), bce.copy())
         uar_model = uar.reshape(n_models, -1).mean(1)
         bce_model = bce.reshape(n_models, -1).sum(1)
         running = (np.ones(n_models, dtype=bool) if active is None
-                   else np.isin(np.arange(n_models), active.cpu().numpy()))
+                   else np.isin(np.arange(n_models), active))
         net.history.record("valid_uar", float(uar.mean()))
         net.history.record("valid_uar_per_model", uar_model.tolist())
         # the frame BCE of the running models, comparable with train_bce
@@ -379,8 +378,8 @@ class _TrainScores(Callback):
         if not training or bce is None:
             return
         n = len(batch[1])
-        active = getattr(net.module_, "active_models", None)
-        index = slice(None) if active is None else active.cpu().numpy()
+        active = net._running_models()
+        index = slice(None) if active is None else active
         self.sums_[0, index] += n * bce.cpu().numpy()
         self.sums_[1, index] += n * penalty.cpu().numpy()
         self.running_[index] = True

@@ -433,8 +433,12 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         labels = batch.pad_labels(y)
         return labels[..., None] if labels.ndim == 2 else labels
 
-    def _target_bce(self, logits, y, mask):
-        """Class-weighted BCE per target, averaged over the real frames: ``(K,)``."""
+    def get_frame_loss(self, logits, y, mask):
+        """Class-weighted BCE per target, averaged over the real frames: ``(K,)``.
+
+        The frame loss of the training objective (without penalties); the validation
+        scoring callback calls it for ``valid_loss``.
+        """
         y = y.to(logits.dtype)
         weights = torch.as_tensor(self.class_weight_, dtype=logits.dtype,
                                   device=logits.device)                    # (K, 2)
@@ -443,24 +447,35 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         bce = self.criterion_(logits, y) * frame_w * mask.unsqueeze(-1)
         return bce.sum((0, 1)) / mask.sum().clamp_min(1)
 
-    def _loss_terms(self, y_pred, y_true, X, training):
-        """Frame BCE and penalties of the running models: two ``(n_running,)`` tensors."""
+    def _loss_terms(self, y_pred, y_true, X, training, attention_penalty=None):
+        """Frame loss and penalties of the running models: two ``(n_running,)`` tensors.
+
+        ``attention_penalty`` is the intra-attention regulariser the module returned
+        for this pass (running models only).
+        """
         mask = length_mask(X["lengths"].to(y_pred.device), y_pred.shape[1])
-        per_target = self._target_bce(y_pred, y_true, mask)
+        per_target = self.get_frame_loss(y_pred, y_true, mask)
         bce = per_target.view(self.module_.n_models, -1).sum(1)
         penalty = torch.zeros_like(bce)
         if training:
             penalty = self.module_.regularisation(self.l2_kernel, self.l1_bias)
-        active = getattr(self.module_, "active_models", None)
-        if active is not None:
+        running = self._running_models()
+        if running is not None:
             # models stopped by early stopping are not run: leave them out of the loss
-            bce = bce.index_select(0, active)
-            penalty = penalty.index_select(0, active)
-        if training:
-            attention = self.module_.attention_penalty()
-            if attention is not None:
-                penalty = penalty + attention
+            index = torch.as_tensor(running, device=bce.device)
+            bce = bce.index_select(0, index)
+            penalty = penalty.index_select(0, index)
+        if attention_penalty is not None:
+            penalty = penalty + attention_penalty
         return bce, penalty
+
+    def _running_models(self):
+        """Indices of the models still training (per-model early stopping), or None: all."""
+        return getattr(self, "_active_models_", None)
+
+    def infer(self, x, **fit_params):
+        """skorch's ``infer``, passing the running models to the module (``active``)."""
+        return super().infer(x, active=self._running_models(), **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Sum over models of the masked class-weighted BCE and the penalties.
@@ -475,8 +490,10 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         """One backward pass; also returns the BCE and penalty terms (``_TrainScores``)."""
         self._set_training(True)
         Xi, yi = batch
-        y_pred = self.infer(Xi, **fit_params)
-        bce, penalty = self._loss_terms(y_pred, yi, Xi, training=True)
+        # the module returns the intra-attention regulariser of this pass with the logits
+        y_pred, attention = self.infer(Xi, return_penalty=True, **fit_params)
+        bce, penalty = self._loss_terms(y_pred, yi, Xi, training=True,
+                                        attention_penalty=attention)
         loss = (bce + penalty).sum()
         loss.backward()
         return {"loss": loss, "y_pred": y_pred, "bce": bce.detach(),
@@ -517,7 +534,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             try:
                 super().fit(X, list(y), **fit_params)
             finally:
-                _set_active_models(getattr(self, "module_", None), None)
+                _set_active_models(self, None)
             self._fit_threshold(X, y)
             self._warn_constant_predictions(X)
         return self
@@ -593,7 +610,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             try:
                 super().partial_fit(X, list(y), classes=classes, **fit_params)
             finally:
-                _set_active_models(self.module_, None)
+                _set_active_models(self, None)
             self._fit_threshold(X, list(y))
         return self
 
@@ -655,7 +672,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         """
         check_is_fitted(self, "n_targets_")
         X = _check_batch(X, type(self).__name__)
-        names = list(self.module_._attention_modules())
+        names = self.module_.attention_layers()
         if not names:
             raise ValueError(f"{type(self).__name__} with these module settings has no "
                              f"attention layer.")
@@ -669,7 +686,7 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             for start in range(0, len(dataset), self.batch_size):
                 x = dataset.x[start:start + self.batch_size].to(self.device)
                 lengths = dataset.lengths[start:start + self.batch_size].to(self.device)
-                _, maps = self.module_(x, lengths, return_attention=True)
+                _, maps = self.module_(x, lengths, return_attention=True)   # all models
                 weights = maps[layer][model].cpu().numpy()
                 chunks += [w[:n, :n] for w, n in zip(weights, lengths.tolist())]
         out = np.empty(len(chunks), dtype=object)

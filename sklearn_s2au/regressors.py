@@ -121,19 +121,19 @@ class _ValidRegressionScores(Callback):
         self.batches_ = []
         mask = length_mask(lengths, pred.shape[1])
         ccc = masked_ccc(pred.double(), y.double(), mask).numpy()
-        loss = net._target_loss(pred, y, mask).detach().double().numpy()
+        loss = net.get_frame_loss(pred, y, mask).detach().double().numpy()
         n_models = net.module_.n_models
-        active = getattr(net.module_, "active_models", None)
+        active = net._running_models()
         if active is not None and self.last_ is not None:
             skipped = np.ones(n_models, dtype=bool)
-            skipped[active.cpu().numpy()] = False
+            skipped[active] = False
             skipped = np.repeat(skipped, ccc.size // n_models)    # model-major targets
             ccc[skipped], loss[skipped] = self.last_[0][skipped], self.last_[1][skipped]
         self.last_ = (ccc.copy(), loss.copy())
         ccc_model = ccc.reshape(n_models, -1).mean(1)
         loss_model = loss.reshape(n_models, -1).sum(1)
         running = (np.ones(n_models, dtype=bool) if active is None
-                   else np.isin(np.arange(n_models), active.cpu().numpy()))
+                   else np.isin(np.arange(n_models), active))
         net.history.record("valid_ccc", float(np.mean(ccc)))
         net.history.record("valid_ccc_per_model", ccc_model.tolist())
         net.history.record("valid_loss", float(loss_model[running].sum()))
@@ -151,7 +151,7 @@ class _TrainRegressionScores(_TrainScores):
 
 
 class _FrameSquaredError(torch.nn.Module):
-    """Element-wise squared error (masked and averaged in ``_target_loss``)."""
+    """Element-wise squared error (masked and averaged in ``get_frame_loss``)."""
 
     def forward(self, pred, target):
         return (pred - target) ** 2
@@ -263,7 +263,7 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
         return dataset_train, _ChunkDataset(valid_batch,
                                             self._labels_3d(valid_batch, [y[i] for i in valid]))
 
-    def _target_loss(self, pred, y, mask):
+    def get_frame_loss(self, pred, y, mask):
         """Frame loss per target over the real frames: ``(K,)``.
 
         MSE: the squared error averaged over the real frames. CCC: ``1 - CCC`` of the
@@ -275,9 +275,6 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
         error = self.criterion_(pred, y) * mask.unsqueeze(-1)
         return error.sum((0, 1)) / mask.sum().clamp_min(1)
 
-    # the classifiers' _loss_terms (frame loss per model, penalties, skipped models)
-    # calls this hook for the frame loss
-    _target_bce = _target_loss
 
     # ---- sklearn API ------------------------------------------------------------------
 
@@ -314,7 +311,7 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
             try:
                 NeuralNet.fit(self, X, list(y), **fit_params)
             finally:
-                _set_active_models(getattr(self, "module_", None), None)
+                _set_active_models(self, None)
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -340,7 +337,7 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
             try:
                 NeuralNet.partial_fit(self, X, list(y), **fit_params)
             finally:
-                _set_active_models(self.module_, None)
+                _set_active_models(self, None)
         return self
 
     def _logits(self, X, check=True):

@@ -212,7 +212,7 @@ def test_independent_targets_equal_separate_fits():
     {"module__dropout": 0.2, "module__intra_att": ("pa", 3)},
 ])
 def test_stopped_models_are_skipped_without_changing_results(monkeypatch, module_params):
-    """Skipping stopped models (set_active_models) changes no running model's result.
+    """Skipping stopped models (``active=``) changes no running model's result.
 
     The same fit, with dropout, once with the skipping switched off: every model gets
     the same stopping epochs, selected epochs, validation scores and predictions.
@@ -224,17 +224,17 @@ def test_stopped_models_are_skipped_without_changing_results(monkeypatch, module
     common = dict(max_epochs=10, lr=0.03, patience=1, prev_rounds=2, last_top_results=3,
                   valid_speakers=["s2"], random_state=3, **TINY, **module_params)
     calls = []
-    original = EncoderDecoderNet.set_active_models
+    original = EncoderDecoderNet.forward
 
-    def spy(self, models):
-        calls.append(None if models is None else len(models))
-        return original(self, models)
+    def spy(self, x, lengths, active=None, **kwargs):
+        calls.append(None if active is None else len(active))
+        return original(self, x, lengths, active=active, **kwargs)
 
-    monkeypatch.setattr(EncoderDecoderNet, "set_active_models", spy)
+    monkeypatch.setattr(EncoderDecoderNet, "forward", spy)
     skipping = EncInterAttDecClassifier(**common).fit(X, labels)
     assert any(n is not None and n < 4 for n in calls)        # some models were skipped
-    assert skipping.module_.active_models is None             # all models predict
-    monkeypatch.setattr(EncoderDecoderNet, "set_active_models", lambda self, models: self)
+    assert skipping._running_models() is None                 # all models predict
+    monkeypatch.setattr(EncInterAttDecClassifier, "_running_models", lambda self: None)
     full = EncInterAttDecClassifier(**common).fit(X, labels)
     np.testing.assert_array_equal(skipping.stopped_epochs_, full.stopped_epochs_)
     np.testing.assert_array_equal(skipping.selected_epochs_, full.selected_epochs_)
@@ -634,15 +634,13 @@ def test_classifiers_take_the_new_encoders_end_to_end(cls, encoder, floor):
 @pytest.mark.filterwarnings("ignore:.*predict the same class:UserWarning")
 @pytest.mark.parametrize("encoder", ["transformer", "tcn"])
 def test_new_encoders_skip_stopped_models_without_changing_results(monkeypatch, encoder):
-    from sklearn_s2au.nn import StackedNet
-
     feats, speakers, labels = _sequences(n_targets=4, n_features=3, lengths=(10, 24))
     X = _batch(feats, speakers)
     common = dict(max_epochs=10, lr=0.03, patience=1, prev_rounds=2, last_top_results=3,
                   valid_speakers=["s2"], random_state=3, module__dropout=0.3,
                   module__encoder=encoder, module__n_heads=2, **TINY)
     skipping = StackedIntraAttClassifier(**common).fit(X, labels)
-    monkeypatch.setattr(StackedNet, "set_active_models", lambda self, models: self)
+    monkeypatch.setattr(StackedIntraAttClassifier, "_running_models", lambda self: None)
     full = StackedIntraAttClassifier(**common).fit(X, labels)
     assert len(set(full.stopped_epochs_)) > 1
     np.testing.assert_array_equal(skipping.selected_epochs_, full.selected_epochs_)

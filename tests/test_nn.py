@@ -74,17 +74,18 @@ def test_shapes_and_padding_never_reaches_real_frames(name, training, backend):
     outs = []
     for value in (0.0, 1e3):
         torch.manual_seed(1)          # same dropout masks
-        outs.append(net(_pad_garbage(x, LENGTHS, value), LENGTHS))
+        outs.append(net(_pad_garbage(x, LENGTHS, value), LENGTHS, return_penalty=True))
+    outs, penalties = [o[0] for o in outs], [o[1] for o in outs]
     assert outs[0].shape == (4, 9, 6)
     real = length_mask(LENGTHS, 9)
     assert torch.isfinite(outs[1]).all()
     assert torch.equal(outs[0][real], outs[1][real])
     if training:
-        penalty = net.attention_penalty()
+        penalty = penalties[1]
         has_intra = "IntraAtt" in name and "NoAtt" not in name
-        assert (penalty is not None) == has_intra
-        if has_intra:
-            assert penalty.shape == (2,) and (penalty > 0).all()
+        assert penalty.shape == (2,)
+        assert torch.equal(penalty, penalties[0])       # padding changes nothing
+        assert bool((penalty > 0).all()) if has_intra else bool((penalty == 0).all())
 
 
 def test_trailing_padding_of_batch_is_not_computed():
@@ -257,10 +258,10 @@ def test_decoder_feeds_back_its_prediction():
     dec.reset_parameters([0])
     h = torch.randn(1, 2, 6, 4)
     lengths = torch.tensor([6, 6])
-    before, _ = dec(h, lengths)
+    before, _, _ = dec(h, lengths)
     with torch.no_grad():
         dec.w_y.add_(1.0)            # weights of ŷ_{j-1} in gates, proposal and output
-    after, _ = dec(h, lengths)
+    after, _, _ = dec(h, lengths)
     # ŷ_0 = 0, so step 0 cannot see the change; every later step does
     assert torch.equal(before[:, :, 0], after[:, :, 0])
     assert ((before[:, :, 1:] - after[:, :, 1:]).abs() > 1e-4).all()
@@ -304,20 +305,17 @@ def test_intra_attention_equals_dense_keras_formula(window, backend):
         layer.b_h.normal_()
         layer.b_a.normal_()
     x = torch.randn(2, 4, 9, 3)
-    layer.store_attention = True
-    out = layer(x, LENGTHS)
+    out, band = layer(x, LENGTHS)
     expected, weights = _dense_keras_intra_attention(layer, x, LENGTHS)
     assert torch.allclose(out, expected, atol=1e-5)
-    assert torch.allclose(layer.last_attention, weights, atol=1e-6)
+    assert torch.allclose(layer.dense_weights(band), weights, atol=1e-6)
     real = length_mask(LENGTHS, 9)
     assert torch.allclose(weights.sum(-1)[:, real], torch.ones(2, int(real.sum())))
     # regulariser: weight * sum((A A^T - I)^2) over real rows/columns / batch size
-    layer.train()
-    layer(x, LENGTHS)
     gram = weights @ weights.transpose(-1, -2) - torch.eye(9)
     pair = (real[:, :, None] & real[:, None, :]).to(gram.dtype)
     expected_penalty = 1e-4 * (gram ** 2 * pair).sum((1, 2, 3)) / 4
-    assert torch.allclose(layer.penalty, expected_penalty, rtol=1e-4)
+    assert torch.allclose(layer.penalty(band, LENGTHS), expected_penalty, rtol=1e-4)
 
 
 def test_local_attention_gradients_match_autograd(backend):
@@ -347,7 +345,7 @@ def test_past_window_never_looks_at_future_frames(backend):
                            backend=backend)
     layer.reset_parameters([0])
     x = torch.randn(1, 1, 10, 3, requires_grad=True)
-    out = layer(x, torch.tensor([10]))
+    out, _ = layer(x, torch.tensor([10]))
     for t in range(10):
         (grad,) = torch.autograd.grad(out[0, 0, t].sum(), x, retain_graph=True)
         seen = grad[0, 0].abs().sum(-1) > 0
@@ -443,7 +441,7 @@ def test_weights_float64_round_trip():
     (StackedNet, {"intra_att": ("bi", 3), "intra_att_layers": "each"}),
 ])
 def test_active_models_compute_their_slice_only(net_cls, kwargs):
-    """set_active_models: active models' logits/gradients as in the full pass, others 0."""
+    """active=: the active models' logits/gradients as in the full pass, others 0."""
     torch.manual_seed(0)
     x = torch.randn(3, 7, 4, dtype=torch.float64)
     lengths = torch.tensor([7, 4, 6])
@@ -452,13 +450,11 @@ def test_active_models_compute_their_slice_only(net_cls, kwargs):
     active = [1, 3]
     results = []
     for models in (None, active):
-        net.set_active_models(models)
         torch.manual_seed(1)                    # same dropout stream in both passes
         net.zero_grad()
-        logits = net(x, lengths)
+        logits = net(x, lengths, active=models)
         logits.sum().backward()
         results.append((logits.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}))
-    net.set_active_models(None)
     (full, full_grads), (part, part_grads) = results
     torch.testing.assert_close(part[..., active], full[..., active])
     assert torch.all(part[..., [0, 2]] == 0)
@@ -466,7 +462,7 @@ def test_active_models_compute_their_slice_only(net_cls, kwargs):
         torch.testing.assert_close(grad[active], full_grads[name][active])
         assert torch.all(grad[[0, 2]] == 0), name
     with pytest.raises(ValueError, match="active models"):
-        net.set_active_models([4])
+        net(x, lengths, active=[4])
 
 
 def test_compiled_loops_leave_floating_point_state_alone():
@@ -621,13 +617,11 @@ def test_new_encoders_active_models_compute_their_slice_only(encoder, options):
     active = [1, 3]
     results = []
     for models in (None, active):
-        net.set_active_models(models)
         torch.manual_seed(1)
         net.zero_grad()
-        logits = net(x, lengths)
+        logits = net(x, lengths, active=models)
         logits.sum().backward()
         results.append((logits.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}))
-    net.set_active_models(None)
     (full, full_grads), (part, part_grads) = results
     torch.testing.assert_close(part[..., active], full[..., active])
     assert torch.all(part[..., [0, 2]] == 0)

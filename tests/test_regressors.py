@@ -240,10 +240,10 @@ def test_frame_loss_is_over_real_frames_only(loss):
     y = torch.from_numpy(X.pad_labels(targets, binary=False))
     mask = torch.from_numpy(X.mask())
     pred = y + torch.randn(y.shape)
-    base = reg._target_loss(pred, y, mask)
+    base = reg.get_frame_loss(pred, y, mask)
     garbage = pred.clone()
     garbage[~mask] = 1e3
-    torch.testing.assert_close(reg._target_loss(garbage, y, mask), base)
+    torch.testing.assert_close(reg.get_frame_loss(garbage, y, mask), base)
     flat_pred, flat_y = pred[mask], y[mask]
     if loss == "mse":
         torch.testing.assert_close(base, ((flat_pred - flat_y) ** 2).mean(0))

@@ -67,13 +67,11 @@ class KModule(nn.Module):
     parameter, an initialiser and a regularisation kind: ``"kernel"`` (L2 in the loss),
     ``"bias"`` (L1) or ``None`` (recurrent kernels, batch-norm scale and shift).
 
-    ``active`` (a sorted int tensor of model indices, or None for all) restricts the
-    forward pass to those models: `_w` hands out their parameter slices only, so a
-    stopped model costs nothing and gets a zero gradient. The inputs and outputs of a
-    layer then have ``len(active)`` on their model axis.
+    Every ``forward`` takes ``active`` (a sorted int tensor of model indices, or None
+    for all), which restricts the pass to those models: `_w` hands out their parameter
+    slices only, so a stopped model costs nothing and gets a zero gradient. The inputs
+    and outputs of a layer then have ``len(active)`` on their model axis.
     """
-
-    active = None
 
     def __init__(self, n_models):
         super().__init__()
@@ -94,10 +92,10 @@ class KModule(nn.Module):
         self._kinds[name] = kind
         self._copies[name] = n_copies
 
-    def _w(self, name):
-        """Parameter or buffer ``name`` of the active models (all when ``active`` is None)."""
+    def _w(self, name, active=None):
+        """Parameter or buffer ``name`` of the ``active`` models (all when None)."""
         value = getattr(self, name)
-        return value if self.active is None else value.index_select(0, self.active)
+        return value if active is None else value.index_select(0, active)
 
     def reset_parameters(self, seeds):
         """Initialise model k's parameters from ``seeds[k]``, for every submodule.
@@ -171,7 +169,7 @@ class MaskedBatchNorm(KModule):
         self.running_mean[k] = 0.0
         self.running_var[k] = 1.0
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, active=None):
         # x: (K, B, T, F); mask: (B, T)
         m = mask[None, :, :, None].to(x.dtype)
         if self.training:
@@ -180,18 +178,19 @@ class MaskedBatchNorm(KModule):
             centred = x - mean[:, None, None, :]
             var = (centred * centred * m).sum(dim=(1, 2)) / n
             with torch.no_grad():
-                if self.active is None:
+                if active is None:
                     self.running_mean.mul_(self.momentum).add_((1 - self.momentum) * mean)
                     self.running_var.mul_(self.momentum).add_((1 - self.momentum) * var)
                 else:
                     for running, new in ((self.running_mean, mean), (self.running_var, var)):
-                        running.index_copy_(0, self.active, running[self.active]
+                        running.index_copy_(0, active, running[active]
                                             .mul_(self.momentum).add_((1 - self.momentum) * new))
         else:
-            mean, var = self._w("running_mean"), self._w("running_var")
+            mean, var = self._w("running_mean", active), self._w("running_var", active)
             centred = x - mean[:, None, None, :]
-        scale = self._w("gamma") * torch.rsqrt(var + self.eps)         # (K, F)
-        out = centred * scale[:, None, None, :] + self._w("beta")[:, None, None, :]
+        scale = self._w("gamma", active) * torch.rsqrt(var + self.eps)      # (K, F)
+        out = (centred * scale[:, None, None, :]
+               + self._w("beta", active)[:, None, None, :])
         return out * m
 
 
@@ -233,9 +232,9 @@ class BiLSTM(KModule):
         w[self.hidden_size:2 * self.hidden_size] = 1.0
         return w
 
-    def forward(self, x, lengths):
-        w = self._w("kernel")                                          # (K, 2, F, 4H)
-        bias = self._w("bias")                                         # (K, 2, 4H)
+    def forward(self, x, lengths, active=None):
+        w = self._w("kernel", active)                                  # (K, 2, F, 4H)
+        bias = self._w("bias", active)                                 # (K, 2, 4H)
         k, d, f, g = w.shape
         # the input projection is per frame, so both directions share x's time order
         if x.dim() == 3:
@@ -247,7 +246,8 @@ class BiLSTM(KModule):
             xw = xw.view(b, t_len, k, d, g).permute(2, 3, 0, 1, 4)
         else:
             xw = torch.einsum("kbtf,kdfg->kdbtg", x, w) + bias[:, :, None, None, :]
-        hs = bilstm_recurrence(xw, self._w("recurrent_kernel"), lengths, backend=self.backend)
+        hs = bilstm_recurrence(xw, self._w("recurrent_kernel", active), lengths,
+                               backend=self.backend)
         return hs[:, 0] + hs[:, 1]
 
 
@@ -259,9 +259,9 @@ class TimeDense(KModule):
         self._param("kernel", (in_features, out_features), _init_glorot, "kernel")
         self._param("bias", (out_features,), _init_zeros, "bias")
 
-    def forward(self, x):
-        return (torch.einsum("kbtf,kfo->kbto", x, self._w("kernel"))
-                + self._w("bias")[:, None, None, :])
+    def forward(self, x, active=None):
+        return (torch.einsum("kbtf,kfo->kbto", x, self._w("kernel", active))
+                + self._w("bias", active)[:, None, None, :])
 
 
 def _window_offsets(window):
@@ -295,8 +295,8 @@ class IntraAttention(KModule):
     window : tuple ("bi" | "pa", int)
     units : int, default=32
     regularizer_weight : float, default=1e-4
-        Weight of ``sum((A A^T - I)^2) / batch_size`` over real frames, per model; the
-        value of the last training forward pass is kept in ``penalty`` (K,).
+        Weight of ``sum((A A^T - I)^2) / batch_size`` over real frames, per model
+        (`penalty`).
     backend : {"auto", "compiled", "torch"}, default="auto"
         Compiled loops (numba, CPU) or torch operations (`local_attention`).
     """
@@ -313,27 +313,31 @@ class IntraAttention(KModule):
         self._param("b_h", (units,), _init_zeros, "bias")
         self._param("w_a", (units,), _init_glorot, "kernel")
         self._param("b_a", (1,), _init_zeros, "bias")
-        self.penalty = None
-        self.store_attention = False
-        self.last_attention = None
 
-    def forward(self, x, lengths):
+    def forward(self, x, lengths, active=None):
         k, b, t_len, f = x.shape
         lo, hi = _window_offsets(self.window)
-        query = (torch.einsum("kbtf,kfu->kbtu", x, self._w("w_t"))
-                 + self._w("b_h")[:, None, None, :])
-        key = torch.einsum("kbtf,kfu->kbtu", x, self._w("w_x"))
-        out, weights = local_attention(query, key, x, self._w("w_a"), self._w("b_a"),
+        query = (torch.einsum("kbtf,kfu->kbtu", x, self._w("w_t", active))
+                 + self._w("b_h", active)[:, None, None, :])
+        key = torch.einsum("kbtf,kfu->kbtu", x, self._w("w_x", active))
+        out, weights = local_attention(query, key, x, self._w("w_a", active),
+                                       self._w("b_a", active),
                                        lengths, lo, hi - lo + 1, backend=self.backend)
-        if self.training and self.regularizer_weight:
-            real = length_mask(lengths, t_len)
-            self.penalty = (self.regularizer_weight
-                            * _banded_gram_penalty(weights, real, lo) / b)
-        else:
-            self.penalty = None
-        if self.store_attention:
-            self.last_attention = banded_to_dense(weights.detach(), lo)
-        return out
+        return out, weights
+
+    def penalty(self, weights, lengths):
+        """The regulariser of attention ``weights`` (`forward`'s second output): ``(K,)``.
+
+        ``regularizer_weight * sum((A A^T - I)^2) / batch_size`` over real rows and
+        columns (keras-self-attention's ``attention_regularizer_weight``).
+        """
+        lo, _ = _window_offsets(self.window)
+        real = length_mask(lengths, weights.shape[2])
+        return self.regularizer_weight * _banded_gram_penalty(weights, real, lo) / len(lengths)
+
+    def dense_weights(self, weights):
+        """`forward`'s banded weights ``(K, B, T, width)`` as ``(K, B, T, T)`` maps."""
+        return banded_to_dense(weights, _window_offsets(self.window)[0])
 
 
 def _banded_gram_penalty(weights, real, lo):
@@ -443,8 +447,6 @@ class AttentionDecoder(KModule):
         self._param("u_rz", (h, 2 * h), _init_orthogonal, None)
         self._param("u_p", (h, h), _init_orthogonal, None)
         self._param("u_o", (h, o), _init_glorot, None)
-        self.store_attention = False
-        self.last_attention = None
 
     def location_prior(self, t_len, like):
         """The Gaussian log-prior ``(T, T)`` on the attention scores, or None."""
@@ -454,10 +456,16 @@ class AttentionDecoder(KModule):
         offset = steps[None, :] - steps[:, None]                   # t - j
         return offset.pow(2).mul_(-0.5 / self.attention_window ** 2)
 
-    def forward(self, h, lengths):
-        """Decode ``h`` (K, B, T, E); returns logits (K, B, T, O) and states (K, B, T, H)."""
+    def forward(self, h, lengths, active=None):
+        """Decode ``h`` (K, B, T, E) of the ``active`` models (None: all).
+
+        Returns logits (K, B, T, O), states (K, B, T, H) and the attention weights
+        (K, B, T, T), empty without inter-attention.
+        """
         mask = length_mask(lengths, h.shape[2])
-        w = self._w
+
+        def w(name):
+            return self._w(name, active)
         s0 = torch.tanh(torch.bmm(h[:, :, 0], w("w_s")))
         common = (s0, w("w_y"), w("u_rz"), w("u_p"), w("u_o"), mask)
         if self.attention:
@@ -471,14 +479,12 @@ class AttentionDecoder(KModule):
                 *common, enc=h, keys=keys, w_a=w("w_a"), v_a=w("v_a"), w_c=w("w_c"),
                 b_c=None if self.aligned_input else b_c, ctx_all=aligned,
                 prior=self.location_prior(h.shape[2], h), backend=self.backend)
-            if self.store_attention:
-                self.last_attention = alpha.detach()
         else:
             ctx_all = (torch.einsum("kbte,keg->kbtg", h, w("w_c"))
                        + w("b_c")[:, None, None, :])
-            logits, states, _ = attention_decoder(*common, ctx_all=ctx_all,
-                                                  backend=self.backend)
-        return logits, states
+            logits, states, alpha = attention_decoder(*common, ctx_all=ctx_all,
+                                                      backend=self.backend)
+        return logits, states, alpha
 
 
 # --------------------------------------------------------------------------------------
@@ -580,8 +586,10 @@ class TransformerEncoderLayer(KModule):
         self._param("w_ff2", (ff, h), _init_glorot, "kernel")
         self._param("b_ff2", (h,), _init_zeros, "bias")
 
-    def forward(self, x, lengths):
-        w = self._w
+    def forward(self, x, lengths, active=None):
+        def w(name):
+            return self._w(name, active)
+
         t_len = x.shape[-2]
         real = length_mask(lengths, t_len)                                 # (B, T)
         m = real[:, :, None].to(x.dtype)
@@ -697,8 +705,10 @@ class TemporalConvEncoder(KModule):
                                    groups=groups)
         return out.view(b, k, c_out, t_len).permute(1, 0, 3, 2)             # (K, B, T, C)
 
-    def forward(self, x, lengths):
-        w = self._w
+    def forward(self, x, lengths, active=None):
+        def w(name):
+            return self._w(name, active)
+
         real = length_mask(lengths, x.shape[-2])
         m = real[:, :, None].to(x.dtype)
         h = x * (m if x.dim() == 3 else m[None])

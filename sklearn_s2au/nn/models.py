@@ -46,29 +46,20 @@ class _SequenceNet(nn.Module):
         self.n_outputs = n_outputs
         self.seeds = seeds
         self.backend = backend
-        self.active_models = None
 
-    def set_active_models(self, models):
-        """Run only ``models`` (model indices) in later forward passes; None runs all.
-
-        Used by per-model early stopping: a stopped model is skipped in the forward and
-        backward passes (its parameters get a zero gradient) and its logits are 0. The
-        active models compute exactly what they compute when all models run: every
-        model has its own weights and the dropout masks are drawn for all models.
-        """
-        if models is not None:
-            models = sorted({int(m) for m in models})
-            if not models or models[0] < 0 or models[-1] >= self.n_models:
-                raise ValueError(f"active models must be a non-empty subset of "
-                                 f"0..{self.n_models - 1}, got {models}.")
-        active = (None if models is None or len(models) == self.n_models
-                  else torch.tensor(models, dtype=torch.long,
-                                    device=next(self.parameters()).device))
-        self.active_models = active
-        for module in self.modules():
-            if isinstance(module, KModule):
-                module.active = active
-        return self
+    def _active(self, models):
+        """``active`` as a sorted index tensor on the parameters' device, or None (all)."""
+        if models is None:
+            return None
+        if isinstance(models, torch.Tensor):
+            models = models.tolist()
+        models = sorted({int(m) for m in models})
+        if not models or models[0] < 0 or models[-1] >= self.n_models:
+            raise ValueError(f"active models must be a non-empty subset of "
+                             f"0..{self.n_models - 1}, got {models}.")
+        if len(models) == self.n_models:
+            return None
+        return torch.tensor(models, dtype=torch.long, device=next(self.parameters()).device)
 
     def _init_weights(self):
         seeds = self.seeds
@@ -78,10 +69,9 @@ class _SequenceNet(nn.Module):
             if isinstance(module, KModule):
                 module.reset_parameters(seeds)
 
-    def _norm(self, name, h, mask):
+    def _norm(self, name, h, mask, active):
         if self.batch_norm:
-            h = getattr(self, name)(h, mask)
-        active = self.active_models
+            h = getattr(self, name)(h, mask, active)
         if active is None or not self.training or self.dropout == 0.0:
             return nn.functional.dropout(h, self.dropout, self.training)
         # draw the masks of all models, as the full pass does, and keep the active ones:
@@ -114,47 +104,82 @@ class _SequenceNet(nn.Module):
         return TemporalConvEncoder(k, input_size, h, kernel_size=self.tcn_kernel_size,
                                    levels=self.tcn_levels, causal=self.tcn_causal)
 
-    def forward(self, x, lengths, return_attention=False):
-        """Logits ``(B, T, n_models * n_outputs)``; optionally the attention maps.
+    def forward(self, x, lengths, active=None, return_attention=False,
+                return_penalty=False):
+        """Logits ``(B, T, n_models * n_outputs)``; optionally attention maps and penalty.
 
-        With ``return_attention=True`` also returns a dict of attention weights, each
-        ``(n_models, B, T, T)`` (query step × key step; rows of real steps sum to 1
-        over real keys, rows of padded steps are 0).
+        Parameters
+        ----------
+        x : Tensor (B, T, n_features)
+        lengths : int Tensor (B,)
+        active : sequence of int or None, default=None
+            Run only these models (per-model early stopping skips stopped ones): their
+            logits and gradients are exactly those of the full pass (every model has
+            its own weights, and the dropout masks are drawn for all models); the
+            others' logits are 0 and their parameters get no gradient.
+        return_attention : bool, default=False
+            Also return a dict of attention weights, each ``(n_models, B, T, T)``
+            (query step × key step; rows of real steps sum to 1 over real keys, rows of
+            padded steps are 0; zero for models not run).
+        return_penalty : bool, default=False
+            Also return the intra-attention regulariser of this pass, ``(n_run,)`` for
+            the models run (zeros without intra-attention).
+
+        Returns
+        -------
+        logits, or a tuple ``(logits, maps)``, ``(logits, penalty)`` or
+        ``(logits, maps, penalty)``.
         """
         if x.dim() != 3 or x.shape[-1] != self.n_features:
             raise ValueError(f"expected x of shape (batch, time, {self.n_features}), got "
                              f"{tuple(x.shape)}.")
+        active = self._active(active)
         lengths = lengths.to(torch.long)
         t_full = x.shape[1]
         t_len = int(lengths.max()) if len(lengths) else t_full
         x = x[:, :t_len]
-        for module in self._attention_modules().values():
-            module.store_attention = return_attention
-        logits = self._forward(x, lengths, length_mask(lengths, t_len))   # (K, B, T, O)
-        if self.active_models is not None:
+        mask = length_mask(lengths, t_len)
+        logits, weights = self._forward(x, lengths, mask, active)   # (K, B, T, O), dict
+        outputs = [self._model_major(logits, active, t_full)]
+        if return_attention:
+            maps = {}
+            for name in self.attention_layers():
+                module, w = getattr(self, name), weights[name]
+                if isinstance(module, IntraAttention):
+                    w = module.dense_weights(w)
+                # rows of padded query (decoder) steps are not attention over anything
+                w = w.detach() * mask[None, :, :, None]
+                if active is not None:
+                    w = w.new_zeros((self.n_models,) + w.shape[1:]).index_copy(0, active, w)
+                pad = t_full - t_len
+                maps[name] = nn.functional.pad(w, (0, pad, 0, pad))
+            outputs.append(maps)
+        if return_penalty:
+            n_run = self.n_models if active is None else len(active)
+            penalty = logits.new_zeros(n_run)
+            for name, w in weights.items():
+                module = getattr(self, name)
+                if isinstance(module, IntraAttention) and module.regularizer_weight:
+                    penalty = penalty + module.penalty(w, lengths)
+            outputs.append(penalty)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def attention_layers(self):
+        """Names of the layers whose attention maps ``return_attention`` gives."""
+        return [name for name, m in self.named_children()
+                if isinstance(m, IntraAttention)
+                or (isinstance(m, AttentionDecoder) and m.attention)]
+
+    def _model_major(self, logits, active, t_full):
+        """(K_run, B, T, O) -> (B, T_full, n_models * O): model-major, zeros elsewhere."""
+        if active is not None:
             logits = logits.new_zeros((self.n_models,) + logits.shape[1:]).index_copy(
-                0, self.active_models, logits)
-        b = x.shape[0]
+                0, active, logits)
+        b, t_len = logits.shape[1:3]
         logits = logits.permute(1, 2, 0, 3).reshape(b, t_len, -1)
         if t_len < t_full:
             logits = nn.functional.pad(logits, (0, 0, 0, t_full - t_len))
-        if not return_attention:
-            return logits
-        maps = {}
-        real = length_mask(lengths, t_len)
-        for name, module in self._attention_modules().items():
-            # rows of padded query (decoder) steps are not attention over anything real
-            weights = module.last_attention * real[None, :, :, None]
-            pad = t_full - t_len
-            maps[name] = nn.functional.pad(weights, (0, pad, 0, pad))
-            module.store_attention = False
-            module.last_attention = None
-        return logits, maps
-
-    def _attention_modules(self):
-        return {name: m for name, m in self.named_children()
-                if isinstance(m, (IntraAttention, AttentionDecoder))
-                and (not isinstance(m, AttentionDecoder) or m.attention)}
+        return logits
 
     def regularisation(self, l2_kernel, l1_bias):
         """Keras-style weight penalties per model: ``(n_models,)``."""
@@ -164,18 +189,6 @@ class _SequenceNet(nn.Module):
                 term = module.regularisation(l2_kernel, l1_bias)
                 if term is not None:
                     total = total + term
-        return total
-
-    def attention_penalty(self):
-        """Intra-attention regulariser of the last training forward pass, ``(n_models,)``.
-
-        Only the active models' values (``(len(active_models),)``) while some are
-        inactive, see `set_active_models`.
-        """
-        total = None
-        for module in self.modules():
-            if isinstance(module, IntraAttention) and module.penalty is not None:
-                total = module.penalty if total is None else total + module.penalty
         return total
 
 
@@ -264,15 +277,19 @@ class StackedNet(_SequenceNet):
         self.out = TimeDense(k, h, n_outputs)
         self._init_weights()
 
-    def _forward(self, x, lengths, mask):
+    def _forward(self, x, lengths, mask, active):
+        """Logits (K_run, B, T, O) and the attention weights by module name."""
         first, second = (getattr(self, name) for name in self._layer_names)
-        h = self._norm("bn1", first(x, lengths), mask)
+        weights = {}
+        h = self._norm("bn1", first(x, lengths, active), mask, active)
         if self.intra_att is not None:
-            h = self._norm("bn_att1", self.intra_att1(h, lengths), mask)
-        h = self._norm("bn2", second(h, lengths), mask)
+            h, weights["intra_att1"] = self.intra_att1(h, lengths, active)
+            h = self._norm("bn_att1", h, mask, active)
+        h = self._norm("bn2", second(h, lengths, active), mask, active)
         if self.intra_att is not None and self.intra_att_layers == "each":
-            h = self._norm("bn_att2", self.intra_att2(h, lengths), mask)
-        return self.out(h)
+            h, weights["intra_att2"] = self.intra_att2(h, lengths, active)
+            h = self._norm("bn_att2", h, mask, active)
+        return self.out(h, active), weights
 
 
 class EncoderDecoderNet(_SequenceNet):
@@ -348,10 +365,12 @@ class EncoderDecoderNet(_SequenceNet):
             self.out = TimeDense(k, h, n_outputs)
         self._init_weights()
 
-    def _forward(self, x, lengths, mask):
-        h = self._norm("bn_enc", self.encoder(x, lengths), mask)
-        logits, states = self.decoder(h, lengths)
+    def _forward(self, x, lengths, mask, active):
+        """Logits (K_run, B, T, O) and the attention weights by module name."""
+        h = self._norm("bn_enc", self.encoder(x, lengths, active), mask, active)
+        logits, states, alpha = self.decoder(h, lengths, active)
+        weights = {"decoder": alpha}
         if self.intra_att is None:
-            return logits
-        s = self._norm("bn_att", self.intra_att_dec(states, lengths), mask)
-        return self.out(s)
+            return logits, weights
+        s, weights["intra_att_dec"] = self.intra_att_dec(states, lengths, active)
+        return self.out(self._norm("bn_att", s, mask, active), active), weights
