@@ -28,8 +28,12 @@ These are numbers of a GENERATED corpus, not of a real one.
 Usage::
 
     python benchmarks/bench_intensity.py [--aus AU12 AU17 | all] [--models svr lstm tcn]
-        [--loss mse ccc] [--feature-set eGeMAPSv02] [--max-epochs N] [--n-jobs 1]
-        [--max-frames N] [--out results.csv]
+        [--loss mse ccc] [--feature-set eGeMAPSv02] [--max-epochs N] [--l2-kernel X]
+        [--max-frames N] [--n-jobs 1] [--out results.csv]
+
+``python -m sklearn_s2au intensity`` runs the same protocol (folds, steps, models) as a
+command, with checkpoints and figures; this script adds the pooled CCC and the options
+for measuring (``--max-frames``, ``--folds``, ``--l2-kernel``).
 """
 
 import argparse
@@ -39,15 +43,12 @@ import warnings
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.base import clone
-from sklearn.pipeline import Pipeline
 
 from sklearn_s2au import experiments
 from sklearn_s2au.baselines import FrameRegressor
 from sklearn_s2au.datasets import make_speech_au_corpus
 from sklearn_s2au.labels import AUS
 from sklearn_s2au.metrics import sequence_ccc, sequence_pearson
-from sklearn_s2au.preprocessing import SequencePadder, SpeakerNormaliser
 from sklearn_s2au.regressors import EncInterAttDecRegressor, StackedIntraAttRegressor
 
 NETWORKS = {
@@ -71,22 +72,19 @@ def make_model(name, args, loss):
     kwargs = dict(module__encoder=encoder, loss=loss, random_state=0, n_threads=1)
     if args.max_epochs is not None:
         kwargs["max_epochs"] = args.max_epochs
+    if args.l2_kernel is not None:
+        kwargs["l2_kernel"] = args.l2_kernel
     return cls(**kwargs)
 
 
 def fit_fold(frames, y, train, test, estimator, max_len):
-    start = time.perf_counter()
-    steps = [("norm", SpeakerNormaliser())]
-    if not isinstance(estimator, FrameRegressor):
-        steps.append(("pad", SequencePadder(max_len=max_len)))
-    pipe = Pipeline(steps + [("reg", clone(estimator))])
+    """The protocol's fit of one fold (normalisation, padding, model; see
+    ``experiments.intensity``): predictions, wall time, selected epochs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pipe.fit(frames.iloc[train], [y[i] for i in train])
-        pred = pipe.predict(frames.iloc[test])
-    seconds = time.perf_counter() - start
-    epochs = getattr(pipe[-1], "selected_epochs_", None)
-    return pred, seconds, epochs
+        pipe, _, pred, seconds = experiments._fit_predict(frames, y, train, test,
+                                                          estimator, max_len)
+    return pred, seconds, getattr(pipe[-1], "selected_epochs_", None)
 
 
 def main():
@@ -99,6 +97,8 @@ def main():
     parser.add_argument("--feature-set", default="eGeMAPSv02",
                         choices=list(experiments.FEATURE_SETS))
     parser.add_argument("--max-epochs", type=int, default=None)
+    parser.add_argument("--l2-kernel", type=float, default=None,
+                        help="the networks' L2 kernel penalty (default: theirs, 0.1)")
     parser.add_argument("--max-len", type=int, default=100)
     parser.add_argument("--max-frames", type=int, default=None,
                         help="SVR training frames per fold (random subsample)")

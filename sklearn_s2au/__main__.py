@@ -1,10 +1,11 @@
-"""Command line: ``python -m sklearn_s2au {demo,table1,table2} ...``.
+"""Command line: ``python -m sklearn_s2au {demo,table1,table2,intensity} ...``.
 
 Examples
 --------
 python -m sklearn_s2au demo
 python -m sklearn_s2au table1 --corpus demo --epochs 5
 python -m sklearn_s2au table2 --manifest my_corpus.csv --out results/
+python -m sklearn_s2au intensity --encoders lstm tcn --aus AU12 AU17
 python -m sklearn_s2au table2 --backend dask --scheduler tcp://10.0.0.1:8786
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from . import experiments
 from .classifiers import TABLE1_CONFIGS
-from .labels import AUS
+from .labels import AUS, au_name
 
 logger = logging.getLogger("sklearn_s2au")
 
@@ -25,6 +26,9 @@ DEMO_NOTE = (
     "These numbers come from the GENERATED demo corpus (sklearn_s2au.datasets."
     "make_speech_au_corpus), not from GEMEP: they show that the pipeline works and how it "
     "compares with the corpus oracle, and are not the paper's results (PAPER_TABLE1/2).")
+INTENSITY_NOTE = (
+    "These numbers come from the GENERATED demo corpus (sklearn_s2au.datasets."
+    "make_speech_au_corpus), not from a real one: they show that the pipeline works.")
 
 
 def _parser():
@@ -55,7 +59,8 @@ def _parser():
                        help="Dask scheduler address (with --backend dask)")
         p.add_argument("--cache", type=Path, default=None,
                        help="feature cache folder (default: OUT/cache)")
-        p.add_argument("--no-svm", action="store_true", help="skip the SVM baseline")
+        p.add_argument("--no-svm", action="store_true",
+                       help="skip the frame-wise baseline (the SVM; for intensity the SVR)")
         p.add_argument("--fresh", action="store_true",
                        help="recompute every fit; by default the fits a killed run with the "
                             "same --out already finished (OUT/fits) are read back")
@@ -97,6 +102,27 @@ def _parser():
     p3 = sub.add_parser("demo", help="a reduced but real run of both protocols on the demo "
                                      "corpus, with the oracle and the SVM baseline")
     common(p3)
+
+    p4 = sub.add_parser("intensity", help="AU intensity regression: CCC and Pearson r per AU "
+                                          "of the network regressors and the SVR (LOSO)")
+    common(p4)
+    p4.add_argument("--architectures", nargs="+", default=["Stacked-NoAtt"], metavar="NAME",
+                    choices=list(TABLE1_CONFIGS),
+                    help="Table I architectures, trained as regressors (default "
+                         "Stacked-NoAtt)")
+    p4.add_argument("--encoders", nargs="+", default=list(experiments.ENCODERS),
+                    choices=list(experiments.ENCODERS),
+                    help="sequence layers of every architecture (default: all three)")
+    p4.add_argument("--aus", nargs="+", default=list(AUS), metavar="AU",
+                    help="AUs whose intensities are the targets (default: the paper's 8), "
+                         "or 'all': every AU of the corpus (with --manifest, every AUxx_r "
+                         "column of the OpenFace CSVs)")
+    p4.add_argument("--feature-sets", nargs="+", default=["eGeMAPSv02"],
+                    choices=list(experiments.FEATURE_SETS),
+                    help="openSMILE feature sets (default eGeMAPSv02)")
+    p4.add_argument("--loss", choices=["mse", "ccc"], default="mse",
+                    help="the networks' training loss: mean squared error (default) or "
+                         "1 - CCC")
     return parser
 
 
@@ -106,6 +132,8 @@ def _aus(args):
         return [args.au]
     if args.command == "table2":
         return list(args.aus)
+    if args.command == "intensity":
+        return "all" if args.aus == ["all"] else list(args.aus)
     return list(experiments.DEMO_AUS)
 
 
@@ -125,6 +153,25 @@ def _check_args(parser, args):
         parser.error(f"--manifest {args.manifest}: no such file")
     if args.scheduler and args.backend != "dask":
         parser.error("--scheduler needs --backend dask")
+    if args.command == "intensity":
+        _check_intensity_aus(parser, args)
+
+
+def _check_intensity_aus(parser, args):
+    if "all" in args.aus:
+        if len(args.aus) > 1:
+            parser.error("--aus all stands alone: give 'all' or a list of AUs")
+        return
+    try:
+        args.aus = [au_name(au) for au in args.aus]
+    except ValueError as exc:
+        parser.error(f"argument --aus: {exc}")
+    if len(set(args.aus)) < len(args.aus):
+        parser.error(f"argument --aus: an AU is given twice in {args.aus}")
+    unknown = [au for au in args.aus if au not in AUS]
+    if args.manifest is None and unknown:
+        parser.error(f"argument --aus: the demo corpus has no {', '.join(unknown)}; its AUs "
+                     f"are {', '.join(AUS)}")
 
 
 def _load_corpus(args):
@@ -164,12 +211,33 @@ def _backend(args):
 
 def _report(results, name, out, rows, note=None, oracle=None, paper=None):
     table = experiments.paper_table(results, rows=rows)
+    _write_report(results, name, out, note,
+                  [(f"## {name}: mean UAR % over leave-one-speaker-out folds",
+                    experiments.to_markdown(table))], oracle=oracle, paper=paper)
+    return table
+
+
+def _intensity_report(results, out, note=None):
+    rows = ["architecture", "encoder"]
+    if results["feature_set"].nunique() > 1:
+        rows.append("feature_set")
+    sections = [(f"## intensity: mean {label} over leave-one-speaker-out folds",
+                 experiments.to_markdown(experiments.intensity_table(results, metric, rows),
+                                         float_format="{:.3f}"))
+                for metric, label in (("ccc", "CCC"), ("r", "Pearson r"))]
+    _write_report(results, "intensity", out, note, sections)
+
+
+def _write_report(results, name, out, note, sections, oracle=None, paper=None):
+    """Tidy results, and the Markdown tables (also printed) as OUT/NAME.md."""
     out.mkdir(parents=True, exist_ok=True)
     experiments.write_results(results, out, name)
-    parts = [f"## {name}: mean UAR % over leave-one-speaker-out folds", ""]
-    if note:
-        parts += [note, ""]
-    parts += [experiments.to_markdown(table), ""]
+    parts = []
+    for i, (heading, markdown) in enumerate(sections):
+        parts += [heading, ""]
+        if note and i == 0:
+            parts += [note, ""]
+        parts += [markdown, ""]
     if oracle is not None:
         parts += ["Corpus oracle (frame classifier on the latent trajectories), UAR %:", "",
                   experiments.to_markdown(oracle), ""]
@@ -179,7 +247,6 @@ def _report(results, name, out, rows, note=None, oracle=None, paper=None):
     text = "\n".join(parts)
     (out / f"{name}.md").write_text(text)
     print(text)
-    return table
 
 
 def _oracle_table(corpus, aus):
@@ -198,23 +265,32 @@ def _figures(args, corpus, results, name):
         return
     from . import plotting
 
-    out = args.out / "figures"
+    common = dict(max_epochs=args.epochs, settings=args.settings, memory=_cache(args),
+                  random_state=args.random_state)
     # the timeline and attention figures show what the command ran
-    if args.command == "table1":
-        au, feature_set = args.au, args.feature_set
-        archs = args.architectures or list(TABLE1_CONFIGS)
-    elif args.command == "table2":
-        au, feature_set, archs = args.aus[-1], args.feature_sets[-1], [args.architecture]
+    if args.command == "intensity":
+        # the network with the best mean CCC, on the last feature set
+        feature_set = args.feature_sets[-1]
+        networks = results[(results["architecture"] != experiments.SVR_NAME)
+                           & (results["feature_set"] == feature_set)]
+        architecture, encoder = experiments.intensity_table(networks)["mean"].idxmax()
+        held_out = experiments.held_out_intensity(
+            corpus, aus=list(dict.fromkeys(results["au"])), feature_set=feature_set,
+            architecture=architecture, encoder=encoder, loss=args.loss, **common)
     else:
-        au, feature_set = experiments.DEMO_AUS[-1], experiments.DEMO_FEATURE_SETS[-1]
-        archs = list(experiments.DEMO_ARCHITECTURES)
-    architecture = "Enc-InterAtt-Dec" if "Enc-InterAtt-Dec" in archs else archs[0]
-    paths = plotting.protocol_figures(corpus, results, out, name=name, au=au,
-                                      feature_set=feature_set, architecture=architecture,
-                                      random_state=args.random_state,
-                                      max_epochs=args.epochs, settings=args.settings,
-                                      memory=_cache(args))
-    for path in paths:
+        if args.command == "table1":
+            au, feature_set = args.au, args.feature_set
+            archs = args.architectures or list(TABLE1_CONFIGS)
+        elif args.command == "table2":
+            au, feature_set, archs = args.aus[-1], args.feature_sets[-1], [args.architecture]
+        else:
+            au, feature_set = experiments.DEMO_AUS[-1], experiments.DEMO_FEATURE_SETS[-1]
+            archs = list(experiments.DEMO_ARCHITECTURES)
+        architecture = "Enc-InterAtt-Dec" if "Enc-InterAtt-Dec" in archs else archs[0]
+        held_out = experiments.held_out_timeline(corpus, au=au, feature_set=feature_set,
+                                                 architecture=architecture, **common)
+    for path in plotting.protocol_figures(results, args.out / "figures", name=name,
+                                          held_out=held_out):
         logger.info("wrote %s", path)
 
 
@@ -242,13 +318,14 @@ def _run(args):
             path.unlink()
     common = dict(max_epochs=args.epochs, n_jobs=args.n_jobs, memory=cache,
                   settings=args.settings, checkpoint=checkpoint,
-                  random_state=args.random_state, verbose=0 if args.quiet else 1,
-                  svm=not args.no_svm)
+                  random_state=args.random_state, verbose=0 if args.quiet else 1)
+    baseline = not args.no_svm
     start = time.perf_counter()
     with _backend(args):
         if args.command == "table1":
             results = experiments.table1(corpus, au=args.au, feature_set=args.feature_set,
-                                         architectures=args.architectures, **common)
+                                         architectures=args.architectures,
+                                         svm=baseline, **common)
             _report(results, "table1", args.out, "architecture",
                     note=DEMO_NOTE if demo else None,
                     oracle=_oracle_table(corpus, [args.au]) if demo else None,
@@ -256,13 +333,20 @@ def _run(args):
         elif args.command == "table2":
             results = experiments.table2(corpus, architecture=args.architecture,
                                          feature_sets=args.feature_sets, aus=args.aus,
-                                         **common)
+                                         svm=baseline, **common)
             _report(results, "table2", args.out, ["architecture", "feature_set"],
                     note=DEMO_NOTE if demo else None,
                     oracle=_oracle_table(corpus, args.aus) if demo else None,
                     paper=experiments.PAPER_TABLE2)
+        elif args.command == "intensity":
+            results = experiments.intensity(
+                corpus, architectures=args.architectures, encoders=args.encoders,
+                feature_sets=args.feature_sets,
+                aus=None if args.aus == ["all"] else args.aus, loss=args.loss,
+                svr=baseline, **common)
+            _intensity_report(results, args.out, note=INTENSITY_NOTE if demo else None)
         else:
-            results = experiments.demo(corpus, **common)
+            results = experiments.demo(corpus, svm=baseline, **common)
             _report(results, "demo", args.out, ["architecture", "feature_set"],
                     note=DEMO_NOTE if demo else None,
                     oracle=_oracle_table(corpus, sorted(set(results["au"]))) if demo else None)

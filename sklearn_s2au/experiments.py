@@ -1,39 +1,43 @@
-"""The paper's experiment protocols (Table I and Table II) as functions.
+"""The paper's experiment protocols (Table I and Table II) and AU intensity, as functions.
 
 Both series are leave-one-speaker-out (LOSO) cross-validations scored with UAR on the
-real frames of the held-out speaker. Features are extracted once per recording (and
-cached on disk with :class:`joblib.Memory` when ``memory`` is given); speaker
-normalisation, padding, training and early stopping happen inside each fold on the
-training speakers only. All targets of one fold are trained in one vectorised pass of
-independent models (``multi_target="independent"``), numerically one model per target as
-in the paper. Folds run in parallel through joblib, so ``joblib.parallel_backend("dask")``
-scales them out to a cluster.
+real frames of the held-out speaker; the intensity protocol (:func:`intensity`) is the
+same cross-validation of regressors scored with the CCC and Pearson's r. Features are
+extracted once per recording (and cached on disk with :class:`joblib.Memory` when
+``memory`` is given); speaker normalisation, padding, training and early stopping happen
+inside each fold on the training speakers only. All targets of one fold are trained in
+one vectorised pass of independent models (``multi_target="independent"``), numerically
+one model per target as in the paper. Folds run in parallel through joblib, so
+``joblib.parallel_backend("dask")`` scales them out to a cluster.
 """
 
 import logging
-import os
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from joblib import Memory, Parallel, delayed
-from joblib import hash as joblib_hash
+from joblib import Memory
 from sklearn.base import clone
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.pipeline import Pipeline
+from sklearn.utils import Bunch
 
-from .baselines import FrameClassifier
-from .classifiers import TABLE1_CONFIGS, paper_settings
+from ._protocol import atomic_write, loso_folds, run_fits, target_groups
+from .baselines import FrameClassifier, FrameRegressor, _FrameEstimator
+from .classifiers import (TABLE1_CONFIGS, EncInterAttDecClassifier, StackedIntraAttClassifier,
+                          paper_settings)
 from .features import OpenSmileLLD
-from .labels import AUS, PHASES
-from .metrics import sequence_uar
+from .labels import AUS, PHASES, au_name
+from .metrics import sequence_ccc, sequence_pearson, sequence_uar
 from .preprocessing import SequencePadder, SpeakerNormaliser
 
 __all__ = [
     "extract_features", "run_protocol", "table1", "table2", "paper_table",
-    "PAPER_TABLE1", "PAPER_TABLE2", "SVM_NAME", "demo", "write_results", "to_markdown", "DEMO_EPOCHS",
+    "PAPER_TABLE1", "PAPER_TABLE2", "SVM_NAME", "demo", "write_results", "to_markdown",
+    "DEMO_EPOCHS", "intensity", "intensity_table", "ENCODERS", "SVR_NAME",
+    "held_out_timeline", "held_out_intensity",
 ]
 
 logger = logging.getLogger(__name__)
@@ -104,14 +108,26 @@ def _stack_targets(corpus, aus, phases):
 SETTINGS = ("default", "paper")
 
 
-def _network(architecture, max_epochs, random_state, params, settings="default"):
+#: The regressor of each classifier family: a Table I architecture predicts intensities.
+_REGRESSORS = {StackedIntraAttClassifier: "StackedIntraAttRegressor",
+               EncInterAttDecClassifier: "EncInterAttDecRegressor"}
+
+
+def _network(architecture, max_epochs, random_state, params, settings="default", *,
+             regressor=False):
     cls, config = TABLE1_CONFIGS[architecture]
+    # the paper's settings of the classifier family (its decoder included) apply to the
+    # regressor of that family as well
     kwargs = paper_settings(cls) if settings == "paper" else {}
     kwargs.update(config)
     kwargs.update(multi_target="independent", random_state=random_state, verbose=0)
     if max_epochs is not None:
         kwargs["max_epochs"] = max_epochs
     kwargs.update(params or {})
+    if regressor:
+        from . import regressors
+
+        cls = getattr(regressors, _REGRESSORS[cls])
     return cls(**kwargs)
 
 
@@ -123,18 +139,27 @@ def _svm(random_state, params):
     return FrameClassifier(estimator, random_state=random_state, **params)
 
 
-def _fit_fold(frames, y, target_names, train, test, estimator, max_len, meta):
-    """Train on the training speakers of one fold, score the held-out speaker."""
-    start = time.perf_counter()
+def _pipeline(estimator, max_len):
+    """The steps a protocol fits inside a fold: normalisation, padding, the model."""
     steps = [("norm", SpeakerNormaliser())]
-    if not isinstance(estimator, FrameClassifier):
+    if not isinstance(estimator, _FrameEstimator):   # frame-wise models take frame tables
         steps.append(("pad", SequencePadder(max_len=max_len)))
-    pipe = Pipeline(steps + [("clf", clone(estimator))])
-    y_train = [y[i] for i in train]
-    pipe.fit(frames.iloc[train], y_train)
+    return Pipeline(steps + [("model", clone(estimator))])
+
+
+def _fit_predict(frames, y, train, test, estimator, max_len):
+    """Fit on the recordings ``train``, predict ``test``: the pipeline, the true and
+    predicted targets of ``test`` and the wall time."""
+    start = time.perf_counter()
+    pipe = _pipeline(estimator, max_len)
+    pipe.fit(frames.iloc[train], [y[i] for i in train])
     y_pred = pipe.predict(frames.iloc[test])
-    seconds = time.perf_counter() - start
-    y_test = [y[i] for i in test]
+    return pipe, [y[i] for i in test], y_pred, time.perf_counter() - start
+
+
+def _fit_fold(frames, y, target_names, train, test, estimator, max_len, meta):
+    """Train on the training speakers of one fold, score the held-out speaker (UAR)."""
+    pipe, y_test, y_pred, seconds = _fit_predict(frames, y, train, test, estimator, max_len)
     with warnings.catch_warnings():
         # recorded in the "classes" column instead, and left out by paper_table
         warnings.simplefilter("ignore", UndefinedMetricWarning)
@@ -151,11 +176,33 @@ def _fit_fold(frames, y, target_names, train, test, estimator, max_len, meta):
     return rows
 
 
-def _selected_epochs(clf, n_targets):
-    epochs = getattr(clf, "selected_epochs_", None)
+def _selected_epochs(model, n_targets):
+    epochs = getattr(model, "selected_epochs_", None)
     if epochs is None:
         return [np.nan] * n_targets
     return [int(e) for e in np.broadcast_to(np.asarray(epochs), (n_targets,))]
+
+
+def _check_networks(architectures, settings):
+    unknown = [a for a in architectures if a not in TABLE1_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown architectures {unknown}; choose from "
+                         f"{list(TABLE1_CONFIGS)}.")
+    if settings not in SETTINGS:
+        raise ValueError(f"settings must be one of {SETTINGS}, got {settings!r}.")
+
+
+def _run(corpus, fit, models, feature_sets, y, target_names, *, columns, targets_per_fit,
+         max_len, frame_rate, memory, checkpoint, retries, n_jobs, verbose):
+    """Features of every feature set, then every fit of a protocol (see ``run_fits``)."""
+    folds = loso_folds(corpus)
+    groups = target_groups(len(target_names), targets_per_fit)
+    frames = {feature_set: extract_features(corpus.X, feature_set, frame_rate=frame_rate,
+                                            memory=memory, n_jobs=n_jobs)
+              for feature_set in feature_sets}
+    return run_fits(fit, frames, models, folds, y, target_names, groups, columns=columns,
+                    max_len=max_len, checkpoint=checkpoint, retries=retries, n_jobs=n_jobs,
+                    verbose=verbose)
 
 
 def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FEATURE_SETS,
@@ -228,167 +275,18 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
         :func:`~sklearn_s2au.metrics.sequence_uar`); ``epochs`` is the epoch whose
         weights early stopping selected; ``seconds`` the fold's wall time per target.
     """
-    speakers = corpus.X["speaker"].to_numpy(dtype=object)
-    folds = [(s, np.flatnonzero(speakers != s), np.flatnonzero(speakers == s))
-             for s in pd.unique(speakers)]
-    if len(folds) < 2:
-        raise ValueError(f"leave-one-speaker-out needs at least 2 speakers, the corpus has "
-                         f"{len(folds)}.")
+    loso_folds(corpus)
     y, target_names = _stack_targets(corpus, aus, phases)
-    unknown = [a for a in architectures if a not in TABLE1_CONFIGS]
-    if unknown:
-        raise ValueError(f"unknown architectures {unknown}; choose from "
-                         f"{list(TABLE1_CONFIGS)}.")
-    if settings not in SETTINGS:
-        raise ValueError(f"settings must be one of {SETTINGS}, got {settings!r}.")
-    models = [(a, _network(a, max_epochs, random_state, network_params, settings))
+    _check_networks(architectures, settings)
+    models = [(dict(architecture=a), _network(a, max_epochs, random_state, network_params,
+                                              settings))
               for a in architectures]
     if svm:
-        models.append((SVM_NAME, _svm(random_state, svm_params)))
-
-    if targets_per_fit < 1:
-        raise ValueError(f"targets_per_fit must be a positive integer, got "
-                         f"{targets_per_fit!r}.")
-    groups = [np.arange(i, min(i + targets_per_fit, len(target_names)))
-              for i in range(0, len(target_names), targets_per_fit)]
-    store = None if checkpoint is None else _FitStore(checkpoint)
-    tasks, rows, n_fits = [], [], 0
-    for feature_set in feature_sets:
-        frames = extract_features(corpus.X, feature_set, frame_rate=frame_rate,
-                                  memory=memory, n_jobs=n_jobs)
-        frames_key = None if store is None else joblib_hash(frames)
-        for name, estimator in models:
-            for speaker, train, test in folds:
-                meta = dict(architecture=name, feature_set=feature_set, fold=speaker)
-                for group in groups:
-                    y_group = [labels[:, group] for labels in y]
-                    names = [target_names[k] for k in group]
-                    n_fits += 1
-                    key = n_fits
-                    if store is not None:
-                        key = store.key(frames_key, y_group, names, train, test, estimator,
-                                        max_len, meta)
-                        done = store.read(key)
-                        if done is not None:
-                            rows.extend(done)
-                            continue
-                    tasks.append(delayed(_keyed_fit)(key, frames, y_group, names, train,
-                                                     test, estimator, max_len, meta))
-    if store is not None and n_fits > len(tasks):
-        logger.info("checkpoint %s: %d of %d fits already done", store.folder,
-                    n_fits - len(tasks), n_fits)
-    with _progress(len(tasks), verbose) as bar:  # one step per fit
-        for attempt in range(retries + 1):
-            finished = set()
-            try:
-                parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-                for key, fold_rows in parallel(tasks):
-                    if store is not None:
-                        store.write(key, fold_rows)
-                    rows.extend(fold_rows)
-                    finished.add(key)
-                    bar.update(1)
-                break
-            except _worker_errors() as exc:
-                # a worker process died (killed, out of memory, a lost Dask worker): the
-                # fits that finished are kept, the others run again
-                tasks = [task for task in tasks if task[1][0] not in finished]
-                if attempt == retries:
-                    raise
-                logger.warning("a worker was lost (%s: %s); retrying the %d unfinished "
-                               "fit(s)", type(exc).__name__, exc, len(tasks))
-    order = {name: i for i, (name, _) in enumerate(models)}
-    results = pd.DataFrame(rows, columns=_RESULT_COLUMNS)
-    results["_order"] = results["architecture"].map(order)
-    results = results.sort_values(["_order", "feature_set", "au", "phase", "fold"],
-                                  kind="stable").drop(columns="_order")
-    return results.reset_index(drop=True)
-
-
-def _worker_errors():
-    """Exceptions that mean a worker was lost, not that a fit failed."""
-    from concurrent.futures import CancelledError
-    from concurrent.futures.process import BrokenProcessPool
-
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
-    errors = [CancelledError, BrokenProcessPool, TerminatedWorkerError]
-    try:
-        from distributed.client import FutureCancelledError
-        from distributed.scheduler import KilledWorker
-
-        errors += [FutureCancelledError, KilledWorker]
-    except ImportError:  # pragma: no cover - the dask extra is optional
-        pass
-    return tuple(errors)
-
-
-def _keyed_fit(key, *args):
-    return key, _fit_fold(*args)
-
-
-class _FitStore:
-    """Finished fits of a protocol, one CSV each, named by a hash of their inputs."""
-
-    def __init__(self, folder):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    @staticmethod
-    def key(frames_key, y, names, train, test, estimator, max_len, meta):
-        params = sorted((k, repr(v)) for k, v in estimator.get_params(deep=False).items())
-        from . import __version__
-
-        return joblib_hash((__version__, frames_key, [np.asarray(a) for a in y], list(names),
-                            np.asarray(train), np.asarray(test), type(estimator).__name__,
-                            params, int(max_len), sorted(meta.items(), key=str)))
-
-    def _path(self, key):
-        return self.folder / f"fit_{key}.csv"
-
-    def read(self, key):
-        path = self._path(key)
-        if not path.is_file():
-            return None
-        table = pd.read_csv(path, dtype={"fold": str})
-        return table.to_dict("records")
-
-    def write(self, key, rows):
-        _atomic_write(self._path(key),
-                      lambda tmp: pd.DataFrame(rows, columns=_RESULT_COLUMNS).to_csv(
-                          tmp, index=False))
-
-
-def _atomic_write(path, write):
-    """``write(tmp_path)``, then rename onto ``path``: readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _progress(total, verbose):
-    if not verbose:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    # disable=None: no bar when the output is not a terminal (a log file stays readable)
-    return tqdm(total=total, desc="fits", unit="fit", disable=None)
+        models.append((dict(architecture=SVM_NAME), _svm(random_state, svm_params)))
+    return _run(corpus, _fit_fold, models, feature_sets, y, target_names,
+                columns=_RESULT_COLUMNS, targets_per_fit=targets_per_fit, max_len=max_len,
+                frame_rate=frame_rate, memory=memory, checkpoint=checkpoint,
+                retries=retries, n_jobs=n_jobs, verbose=verbose)
 
 
 def table1(corpus, *, au="AU17", feature_set="ComParE_2016", architectures=None, **kwargs):
@@ -432,6 +330,162 @@ def demo(corpus, *, max_epochs=None, architectures=DEMO_ARCHITECTURES,
     max_epochs = DEMO_EPOCHS if max_epochs is None else max_epochs
     return run_protocol(corpus, architectures=architectures, feature_sets=feature_sets,
                         aus=aus, max_epochs=max_epochs, **kwargs)
+
+
+# ---- AU intensity (issue 13) ---------------------------------------------------------
+
+#: Sequence layers of the intensity protocol's networks (``module__encoder``).
+ENCODERS = ("lstm", "transformer", "tcn")
+#: The ``architecture`` of the ``FrameRegressor(SVR())`` baseline in intensity results.
+SVR_NAME = "SVR (frame-wise)"
+#: Columns of the intensity results, one row per fit, AU and fold.
+_INTENSITY_COLUMNS = ["architecture", "encoder", "feature_set", "au", "fold", "ccc", "r",
+                      "epochs", "seconds"]
+#: The ``encoder`` of the frame-wise SVR, which has none.
+_NO_ENCODER = "-"
+
+
+def _intensity_targets(corpus, aus):
+    """Per-recording (n_frames, n_aus) intensity arrays and the AU names."""
+    names = list(corpus.intensity) if aus is None else [au_name(a) for a in aus]
+    return corpus.intensity(aus=names), names
+
+
+def _svr(random_state, params):
+    from sklearn.svm import SVR
+
+    params = dict(params or {})
+    estimator = params.pop("estimator", None) or SVR()
+    return FrameRegressor(estimator, random_state=random_state, **params)
+
+
+def _fit_intensity_fold(frames, y, target_names, train, test, estimator, max_len, meta):
+    """Train on the training speakers of one fold, score the held-out speaker (CCC, r)."""
+    pipe, y_test, y_pred, seconds = _fit_predict(frames, y, train, test, estimator, max_len)
+    with warnings.catch_warnings():
+        # a held-out speaker who never shows an AU: CCC 0, r NaN (left out of the means)
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        ccc = sequence_ccc(y_test, y_pred, targets=target_names, return_per_target=True)
+        r = sequence_pearson(y_test, y_pred, targets=target_names, return_per_target=True)
+    epochs = _selected_epochs(pipe[-1], len(target_names))
+    return [dict(meta, au=name, ccc=float(ccc[name]), r=float(r[name]), epochs=epochs[k],
+                 seconds=seconds / len(target_names))
+            for k, name in enumerate(target_names)]
+
+
+def intensity(corpus, *, architectures=("Stacked-NoAtt",), encoders=ENCODERS,
+              feature_sets=("eGeMAPSv02",), aus=AUS, svr=True, loss="mse", max_epochs=None,
+              max_len=100, network_params=None, svr_params=None, settings="default",
+              targets_per_fit=8, frame_rate=25, memory=None, checkpoint=None, retries=2,
+              n_jobs=None, random_state=0, verbose=1):
+    """Leave-one-speaker-out AU intensity regression: CCC and Pearson r per AU.
+
+    The classification protocol (:func:`run_protocol`) with regressors and intensity
+    targets (``corpus.intensity(aus=...)``, 0-5 on the frame grid): the same folds,
+    feature cache, per-fold normalisation and padding, checkpoints and retries. Every
+    Table I architecture given is trained as its regressor
+    (:class:`~sklearn_s2au.StackedIntraAttRegressor` or
+    :class:`~sklearn_s2au.EncInterAttDecRegressor`) with each encoder, all AUs of a fold
+    at once as independent models; ``FrameRegressor(SVR())`` is the baseline.
+
+    Parameters
+    ----------
+    corpus : AUCorpus
+        ``make_speech_au_corpus()`` or ``load_manifest(...)`` (which reads OpenFace's
+        ``AUxx_r`` intensities).
+    architectures : sequence of str, default=("Stacked-NoAtt",)
+        Keys of :data:`sklearn_s2au.classifiers.TABLE1_CONFIGS`.
+    encoders : sequence of {"lstm", "transformer", "tcn"}, default=ENCODERS
+        ``module__encoder`` of the networks: each architecture runs with each encoder.
+    feature_sets : sequence of str, default=("eGeMAPSv02",)
+    aus : sequence of str or None, default=AUS
+        The AUs (targets); None: every AU of the corpus.
+    svr : bool, default=True
+        Add ``FrameRegressor(SVR())`` (RBF kernel, every training frame) as a row.
+    loss : {"mse", "ccc"}, default="mse"
+        The networks' training loss.
+    max_epochs, max_len, settings, targets_per_fit, frame_rate, memory, checkpoint, \
+retries, n_jobs, random_state, verbose
+        As in :func:`run_protocol`. ``settings="paper"`` trains with the paper's
+        settings of the architecture's classifier family.
+    network_params, svr_params : dict or None
+        Extra constructor arguments for the networks / ``FrameRegressor`` (its
+        ``estimator`` included, e.g. ``{"estimator": LinearSVR(), "max_frames": 5000}``).
+
+    Returns
+    -------
+    results : DataFrame
+        Tidy: one row per architecture, encoder, feature set, AU and fold, with columns
+        ``architecture, encoder, feature_set, au, fold, ccc, r, epochs, seconds``.
+        ``ccc`` and ``r`` are computed on the real frames of the held-out speaker only
+        (:func:`~sklearn_s2au.metrics.sequence_ccc`,
+        :func:`~sklearn_s2au.metrics.sequence_pearson`): a speaker who never shows an
+        AU has a CCC of 0 and an undefined r (NaN) for it. The SVR's architecture is
+        :data:`SVR_NAME`, its encoder ``"-"``. ``epochs`` and ``seconds`` as in
+        :func:`run_protocol`. :func:`intensity_table` pivots them.
+
+    Examples
+    --------
+    >>> from sklearn_s2au import experiments
+    >>> from sklearn_s2au.datasets import make_speech_au_corpus
+    >>> corpus = make_speech_au_corpus(n_speakers=3, recordings_per_speaker=2)
+    >>> res = experiments.intensity(corpus, encoders=["tcn"], aus=["AU12", "AU17"],
+    ...                             max_epochs=2, verbose=0)
+    >>> res.groupby(["architecture", "encoder"], sort=False).size()
+    architecture      encoder
+    Stacked-NoAtt     tcn        6
+    SVR (frame-wise)  -          6
+    dtype: int64
+    """
+    loso_folds(corpus)
+    y, names = _intensity_targets(corpus, aus)
+    _check_networks(architectures, settings)
+    unknown = [e for e in encoders if e not in ENCODERS]
+    if unknown or not len(encoders):
+        raise ValueError(f"encoders must be a non-empty list of {list(ENCODERS)}, got "
+                         f"{list(encoders)}.")
+    params = dict(loss=loss, **(network_params or {}))
+    models = [(dict(architecture=a, encoder=e),
+               _network(a, max_epochs, random_state, dict(params, module__encoder=e),
+                        settings, regressor=True))
+              for a in architectures for e in encoders]
+    if svr:
+        models.append((dict(architecture=SVR_NAME, encoder=_NO_ENCODER),
+                       _svr(random_state, svr_params)))
+    return _run(corpus, _fit_intensity_fold, models, feature_sets, y, names,
+                columns=_INTENSITY_COLUMNS, targets_per_fit=targets_per_fit,
+                max_len=max_len, frame_rate=frame_rate, memory=memory,
+                checkpoint=checkpoint, retries=retries, n_jobs=n_jobs, verbose=verbose)
+
+
+def intensity_table(results, metric="ccc", rows=("architecture", "encoder")):
+    """Pivot tidy intensity results into mean CCC (or r) per model and AU.
+
+    Parameters
+    ----------
+    results : DataFrame
+        Output of :func:`intensity`.
+    metric : {"ccc", "r"}, default="ccc"
+    rows : str or list of str, default=("architecture", "encoder")
+        Row keys (add ``"feature_set"`` when several were run).
+
+    Returns
+    -------
+    table : DataFrame
+        The mean over folds of every AU (NaN folds, an undefined r, left out), one
+        column per AU in the results' order, and their ``mean``; rows in the results'
+        order.
+    """
+    if metric not in ("ccc", "r"):
+        raise ValueError(f"metric must be 'ccc' or 'r', got {metric!r}.")
+    rows = [rows] if isinstance(rows, str) else list(rows)
+    per_au = results.groupby(rows + ["au"], sort=False)[metric].mean()
+    # unstack sorts: back to the results' order of models and AUs
+    table = per_au.unstack("au").loc[per_au.index.droplevel("au").unique()]
+    table = table[list(pd.unique(results["au"]))]
+    table.columns.name = None
+    table["mean"] = table.mean(axis=1)
+    return table
 
 
 def paper_table(results, rows="architecture"):
@@ -484,11 +538,131 @@ def write_results(results, out_dir, name):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.csv"]
-    _atomic_write(paths[0], lambda tmp: results.to_csv(tmp, index=False))
+    atomic_write(paths[0], lambda tmp: results.to_csv(tmp, index=False))
     try:
-        _atomic_write(out_dir / f"{name}.parquet",
+        atomic_write(out_dir / f"{name}.parquet",
                       lambda tmp: results.to_parquet(tmp, index=False))
         paths.append(out_dir / f"{name}.parquet")
     except ImportError:
         logger.info("pyarrow not installed; wrote CSV only")
     return paths
+
+
+# ---- the models the figures show --------------------------------------------------------
+
+def _held_out(corpus, estimator, y, target_names, *, feature_set, test_speaker, activity,
+              memory, max_len=100):
+    """Fit ``estimator`` (with the protocol's steps) on every speaker but ``test_speaker``
+    and predict that speaker's recording with the most ``activity``."""
+    speakers = corpus.X["speaker"].to_numpy(dtype=object)
+    test_speaker = speakers[-1] if test_speaker is None else test_speaker
+    test = speakers == test_speaker
+    if not test.any() or test.all():
+        raise ValueError(f"test_speaker {test_speaker!r}: give one of the corpus' "
+                         f"speakers {list(pd.unique(speakers))}, leaving others to train "
+                         f"on.")
+    frames = extract_features(corpus.X, feature_set, memory=memory)
+    positions = np.flatnonzero(test)
+    # the held-out recording where the AU is most active shows most of its course
+    chosen = positions[np.argmax([activity(y[i]) for i in positions])]
+    pipe, y_true, y_pred, _ = _fit_predict(frames, y, np.flatnonzero(~test), [chosen],
+                                           estimator, max_len)
+    one = frames.iloc[[chosen]]
+    # None for a regressor, whose predict_proba raises AttributeError
+    proba = pipe.predict_proba(one)[0] if hasattr(pipe, "predict_proba") else None
+    model = pipe[-1]
+    layers = model.module_.attention_layers() if hasattr(model, "module_") else []
+    attention = None
+    if layers:
+        attention = model.predict_attention(pipe[:-1].transform(one), layer=layers[0])[0]
+    return Bunch(recording=one.index[0], speaker=test_speaker, y_true=y_true[0],
+                 y_pred=y_pred[0], proba=proba, target_names=list(target_names),
+                 frame_rate=corpus.frame_rate, attention=attention,
+                 attention_layer=layers[0] if layers else None, model=pipe)
+
+
+def held_out_timeline(corpus, *, au="AU17", feature_set="eGeMAPSv02",
+                      architecture="Enc-InterAtt-Dec", test_speaker=None, max_epochs=None,
+                      settings="default", memory=None, random_state=0):
+    """A network's predicted AU sub-classes on one recording of a held-out speaker.
+
+    A network of ``architecture`` is trained (the four sub-classes of ``au`` as
+    independent models, as in the protocols) on every speaker but ``test_speaker``, and
+    predicts the held-out recording where ``au`` is active longest: what
+    :func:`sklearn_s2au.plotting.protocol_figures` draws for ``python -m sklearn_s2au
+    table1/table2/demo``.
+
+    Parameters
+    ----------
+    corpus : AUCorpus
+    au : str, default="AU17"
+    feature_set : str, default="eGeMAPSv02"
+    architecture : str, default="Enc-InterAtt-Dec"
+        A key of :data:`~sklearn_s2au.classifiers.TABLE1_CONFIGS`.
+    test_speaker : str or None
+        Held-out speaker (default: the last one).
+    max_epochs : int or None
+        Epoch cap of the network (default: 100).
+    settings : {"default", "paper"}, default="default"
+    memory : str, Path, joblib.Memory or None
+        Feature cache, as in :func:`extract_features`.
+    random_state : int, default=0
+
+    Returns
+    -------
+    held_out : Bunch
+        ``recording`` (index label in ``corpus.X``), ``speaker``, ``y_true`` and
+        ``y_pred`` (``(n_frames, 4)`` 0/1), ``proba`` (the predicted probabilities),
+        ``target_names``, ``frame_rate``, ``model_name`` (``architecture``),
+        ``attention`` (the first attention layer's weights ``(n_steps, n_frames)`` on
+        the recording, or None when the network has none), ``attention_layer`` and
+        ``model`` (the fitted pipeline: normaliser, padder, network).
+    """
+    _check_networks([architecture], settings)
+    bunch = corpus.labels_frame(aus=[au])
+    network = _network(architecture, max_epochs, random_state, None, settings)
+    occurrence = list(bunch.target_names).index(f"{au_name(au)}_occurrence")
+    held_out = _held_out(corpus, network, bunch.y, bunch.target_names,
+                         feature_set=feature_set, test_speaker=test_speaker,
+                         activity=lambda labels: labels[:, occurrence].sum(), memory=memory)
+    held_out.model_name = architecture
+    return held_out
+
+
+def held_out_intensity(corpus, *, aus=AUS, feature_set="eGeMAPSv02",
+                       architecture="Stacked-NoAtt", encoder="lstm", loss="mse",
+                       test_speaker=None, max_epochs=None, settings="default", memory=None,
+                       random_state=0):
+    """A network's predicted AU intensities on one recording of a held-out speaker.
+
+    The intensity counterpart of :func:`held_out_timeline`: the regressor of
+    ``architecture`` with ``encoder`` (all ``aus`` as independent models, as in
+    :func:`intensity`), trained on every speaker but ``test_speaker``, predicts the
+    held-out recording with the most AU activity (the largest sum of its intensities).
+
+    Parameters
+    ----------
+    corpus : AUCorpus
+    aus : sequence of str or None, default=AUS
+        None: every AU of the corpus.
+    feature_set, architecture, test_speaker, max_epochs, settings, memory, random_state
+        As in :func:`held_out_timeline` (default architecture ``"Stacked-NoAtt"``).
+    encoder : {"lstm", "transformer", "tcn"}, default="lstm"
+    loss : {"mse", "ccc"}, default="mse"
+
+    Returns
+    -------
+    held_out : Bunch
+        As for :func:`held_out_timeline`, with ``y_true`` and ``y_pred`` the intensities
+        ``(n_frames, n_aus)``, ``target_names`` the AUs, ``model_name``
+        ``"architecture (encoder)"`` and ``proba`` None; for
+        :func:`sklearn_s2au.plotting.plot_intensity_timeline`.
+    """
+    _check_networks([architecture], settings)
+    y, names = _intensity_targets(corpus, aus)
+    network = _network(architecture, max_epochs, random_state,
+                       dict(loss=loss, module__encoder=encoder), settings, regressor=True)
+    held_out = _held_out(corpus, network, y, names, feature_set=feature_set,
+                         test_speaker=test_speaker, activity=np.sum, memory=memory)
+    held_out.model_name = f"{architecture} ({encoder})"
+    return held_out

@@ -1,14 +1,18 @@
-"""Figures: UAR per AU and sub-class, AU timelines, attention heatmaps, learning curves.
+"""Figures: UAR and CCC per AU, AU timelines, attention heatmaps, learning curves.
 
-Needs matplotlib (installed with the ``test`` and ``docs`` extras).
+Needs matplotlib (installed with the ``test`` and ``docs`` extras). The functions draw
+what they are given (results, predictions, fitted models); they train nothing: the
+models of a protocol's figures come from :mod:`sklearn_s2au.experiments`.
 """
+
+from pathlib import Path
 
 import numpy as np
 
 from .labels import PHASES
 
-__all__ = ["plot_uar", "plot_timeline", "plot_attention", "plot_learning_curves",
-           "protocol_figures"]
+__all__ = ["plot_uar", "plot_ccc", "plot_timeline", "plot_intensity_timeline",
+           "plot_attention", "plot_learning_curves", "protocol_figures"]
 
 
 def _pyplot():
@@ -55,6 +59,50 @@ def plot_uar(results, *, ax=None, chance=True):
     return ax
 
 
+def _model_labels(results):
+    """``architecture (encoder)`` per row, or the architecture when it has no encoder."""
+    names = results["architecture"].astype(str)
+    if "encoder" not in results.columns:
+        return names
+    encoders = results["encoder"].astype(str)
+    return names.where(encoders.isin(["-", "nan"]), names + " (" + encoders + ")")
+
+
+def plot_ccc(results, *, metric="ccc", ax=None):
+    """Bar chart of mean CCC (or Pearson r) over folds per AU, one bar per model.
+
+    Parameters
+    ----------
+    results : DataFrame
+        Tidy results of :func:`sklearn_s2au.experiments.intensity`. One group of bars
+        per AU (in the results' order), one bar per model (architecture and encoder, in
+        the results' order); feature sets are averaged unless only one is present.
+    metric : {"ccc", "r"}, default="ccc"
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    plt = _pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.5))
+    models = _model_labels(results)
+    table = (results.assign(model=models).groupby(["au", "model"], sort=False)[metric]
+             .mean().unstack("model"))
+    table = table.loc[list(dict.fromkeys(results["au"])), list(dict.fromkeys(models))]
+    width = 0.8 / table.shape[1]
+    x = np.arange(len(table.index))
+    for i, model in enumerate(table.columns):
+        ax.bar(x + (i - (table.shape[1] - 1) / 2) * width, table[model], width, label=model)
+    ax.axhline(0, color="0.3", linewidth=1)
+    ax.set_xticks(x, table.index)
+    ax.set_ylabel("CCC" if metric == "ccc" else "Pearson r")
+    ax.set_ylim(min(0.0, float(np.nanmin(table.to_numpy())) - 0.05), 1)
+    ax.legend(ncol=min(4, table.shape[1]), fontsize="small", loc="upper right")
+    return ax
+
+
 def plot_timeline(y_true, y_pred, *, proba=None, target_names=None, frame_rate=25,
                   ax=None, title=None):
     """True vs predicted AU sub-class activity of one recording over time.
@@ -74,16 +122,9 @@ def plot_timeline(y_true, y_pred, *, proba=None, target_names=None, frame_rate=2
     -------
     ax : matplotlib Axes
     """
-    plt = _pyplot()
-    y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
-    y_pred = np.asarray(y_pred, dtype=float).reshape(len(y_pred), -1)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true has shape {y_true.shape} but y_pred {y_pred.shape}.")
-    n_targets = y_true.shape[1]
-    names = target_names or [f"target {k}" for k in range(n_targets)]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(9, 0.9 + 0.7 * n_targets))
-    t = np.arange(len(y_true)) / frame_rate
+    y_true, preds, names, ax, t = _timeline_setup(y_true, y_pred, target_names, frame_rate,
+                                                  ax, row_height=0.7)
+    y_pred, n_targets = preds["predicted"], y_true.shape[1]
     for k in range(n_targets):
         base = n_targets - 1 - k
         ax.fill_between(t, base, base + 0.4 * y_true[:, k], step="post", color="C0",
@@ -95,12 +136,78 @@ def plot_timeline(y_true, y_pred, *, proba=None, target_names=None, frame_rate=2
             ax.plot(t, base + 0.45 + 0.4 * p, color="C3", linewidth=0.8,
                     label="probability" if k == 0 else None)
     ax.set_yticks(np.arange(n_targets) + 0.4, names[::-1])
+    return _timeline_finish(ax, len(t) / frame_rate, title, n_legend=3)
+
+
+def _timeline_setup(y_true, y_pred, target_names, frame_rate, ax, row_height):
+    """2-D ``(n_frames, n_targets)`` truths and predictions (a dict by model name, one
+    ``"predicted"`` model unless ``y_pred`` is a dict), the target names, the Axes (one
+    row per target) and the frame times."""
+    named = isinstance(y_pred, dict)
+    y_true = np.asarray(y_true, dtype=float).reshape(len(y_true), -1)
+    y_pred = {name: np.asarray(p, dtype=float).reshape(len(p), -1)
+              for name, p in (y_pred.items() if named else [("predicted", y_pred)])}
+    for name, p in y_pred.items():
+        if p.shape != y_true.shape:
+            which = f"y_pred[{name!r}]" if named else "y_pred"
+            raise ValueError(f"y_true has shape {y_true.shape} but {which} {p.shape}.")
+    n_targets = y_true.shape[1]
+    names = target_names or [f"target {k}" for k in range(n_targets)]
+    if ax is None:
+        _, ax = _pyplot().subplots(figsize=(9, 0.9 + row_height * n_targets))
+    return y_true, y_pred, names, ax, np.arange(len(y_true)) / frame_rate
+
+
+def _timeline_finish(ax, duration, title, n_legend):
     ax.set_xlabel("time (s)")
-    ax.set_xlim(0, len(t) / frame_rate)
-    ax.legend(loc="upper right", fontsize="small", ncol=3)
+    ax.set_xlim(0, duration)
+    ax.legend(loc="upper right", fontsize="small", ncol=n_legend)
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_intensity_timeline(y_true, y_pred, *, target_names=None, frame_rate=25,
+                            vmax=5.0, ax=None, title=None):
+    """True vs predicted AU intensity curves of one recording over time.
+
+    One band per AU, top to bottom: the true intensity (filled) and the prediction of
+    each model (lines), on a common 0-``vmax`` scale.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_frames,) or (n_frames, n_aus)
+        True intensities of one recording (e.g. ``corpus.intensity(aus=[...])[i]``).
+    y_pred : array-like of the same shape, or dict of str to such arrays
+        Predictions of one model, or of several by name (e.g. ``{"SVR": ...,
+        "BiLSTM": ...}``).
+    target_names : list of str, optional
+        The AUs.
+    frame_rate : float, default=25
+    vmax : float, default=5.0
+        Top of each band (OpenFace's intensities go from 0 to 5).
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    ax : matplotlib Axes
+    """
+    y_true, preds, names, ax, t = _timeline_setup(y_true, y_pred, target_names, frame_rate,
+                                                  ax, row_height=0.8)
+    n_targets = y_true.shape[1]
+    scale = 0.9 / vmax
+    for k in range(n_targets):
+        base = n_targets - 1 - k
+        ax.fill_between(t, base, base + scale * y_true[:, k], color="C0", alpha=0.35,
+                        linewidth=0, label="true" if k == 0 else None)
+        for j, (name, p) in enumerate(preds.items()):
+            ax.plot(t, base + scale * p[:, k], color=f"C{j + 1}", linewidth=1,
+                    label=name if k == 0 else None)
+    ax.set_yticks(np.arange(n_targets) + 0.45, names[::-1])
+    ax.set_ylim(0, n_targets)
+    ax.set_ylabel(f"intensity (0-{vmax:g} per AU)")
+    return _timeline_finish(ax, len(t) / frame_rate, title, n_legend=1 + len(preds))
 
 
 def plot_attention(weights, *, frame_rate=25, ax=None, title=None):
@@ -211,89 +318,73 @@ def _save(ax, path):
     return path
 
 
-def protocol_figures(corpus, results, out_dir, *, name="results", au="AU17",
-                     feature_set="eGeMAPSv02", architecture="Enc-InterAtt-Dec",
-                     test_speaker=None, max_epochs=None, settings="default", memory=None,
-                     random_state=0):
+def protocol_figures(results, out_dir, *, name="results", held_out=None):
     """The figures of a protocol run, written as PNG files.
 
-    1. ``{name}_uar.png``: mean UAR per AU and sub-class (:func:`plot_uar`).
-    2. ``{name}_timeline.png``: true vs predicted onset/apex/offset/occurrence of ``au``
-       for the held-out recording where the AU is active longest, from a network of
-       ``architecture`` trained (as independent models) on all other speakers.
-    3. ``{name}_attention.png``: that network's first attention layer on the same
-       recording (:func:`plot_attention`), when it has one.
+    1. ``{name}_uar.png``: mean UAR per AU and sub-class (:func:`plot_uar`), for the
+       results of :func:`~sklearn_s2au.experiments.run_protocol`; or ``{name}_ccc.png``:
+       mean CCC per AU and model (:func:`plot_ccc`), for those of
+       :func:`~sklearn_s2au.experiments.intensity`.
+    2. ``{name}_timeline.png``: true vs predicted sub-classes (:func:`plot_timeline`)
+       or intensities (:func:`plot_intensity_timeline`) of ``held_out``.
+    3. ``{name}_attention.png``: the first attention layer of ``held_out``'s network on
+       that recording (:func:`plot_attention`), when it has one.
 
     Parameters
     ----------
-    corpus : AUCorpus
     results : DataFrame
-        Tidy results of :func:`sklearn_s2au.experiments.run_protocol`.
+        Tidy results of a protocol.
     out_dir : str or Path
     name : str
         File name prefix.
-    au : str, default="AU17"
-    feature_set : str, default="eGeMAPSv02"
-    architecture : str, default="Enc-InterAtt-Dec"
-        A key of :data:`~sklearn_s2au.classifiers.TABLE1_CONFIGS`.
-    test_speaker : str or None
-        Held-out speaker (default: the last one).
-    max_epochs : int or None
-        Epoch cap of the network trained for figures 2 and 3 (default: 100).
-    settings : {"default", "paper"}, default="default"
-        Training settings of that network (see
-        :func:`~sklearn_s2au.classifiers.paper_settings`).
-    memory : str, Path, joblib.Memory or None
-        Feature cache, as in :func:`~sklearn_s2au.experiments.extract_features`.
-    random_state : int, default=0
+    held_out : Bunch or None
+        A model's predictions on a held-out recording:
+        :func:`~sklearn_s2au.experiments.held_out_timeline` or
+        :func:`~sklearn_s2au.experiments.held_out_intensity`. None: figure 1 only.
 
     Returns
     -------
     paths : list of Path
+
+    Examples
+    --------
+    The figures of ``python -m sklearn_s2au table1``, from Python::
+
+        from sklearn_s2au import experiments, plotting
+
+        results = experiments.table1(corpus, au="AU17")
+        held_out = experiments.held_out_timeline(corpus, au="AU17")
+        plotting.protocol_figures(results, "figures/", name="table1", held_out=held_out)
     """
-    from pathlib import Path
-
-    from sklearn.pipeline import Pipeline
-
-    from .classifiers import TABLE1_CONFIGS
-    from .experiments import _network, extract_features
-    from .preprocessing import SequencePadder, SpeakerNormaliser
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
+    regression = "ccc" in results.columns
+    if regression:
+        ax = plot_ccc(results)
+        ax.set_title(f"{name}: mean CCC over leave-one-speaker-out folds")
+        paths.append(_save(ax, out_dir / f"{name}_ccc.png"))
+    else:
+        ax = plot_uar(results)
+        ax.set_title(f"{name}: mean UAR over leave-one-speaker-out folds")
+        paths.append(_save(ax, out_dir / f"{name}_uar.png"))
+    if held_out is None:
+        return paths
 
-    ax = plot_uar(results)
-    ax.set_title(f"{name}: mean UAR over leave-one-speaker-out folds")
-    paths.append(_save(ax, out_dir / f"{name}_uar.png"))
-
-    speakers = corpus.X["speaker"].to_numpy(dtype=object)
-    test_speaker = speakers[-1] if test_speaker is None else test_speaker
-    test = speakers == test_speaker
-    frames = extract_features(corpus.X, feature_set, memory=memory)
-    bunch = corpus.labels_frame(aus=[au])
-    if architecture not in TABLE1_CONFIGS:
-        raise ValueError(f"architecture must be one of {list(TABLE1_CONFIGS)}, got "
-                         f"{architecture!r}.")
-    network = _network(architecture, max_epochs, random_state, None, settings)
-    pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
-                     ("clf", network)])
-    pipe.fit(frames[~test], [y for y, t in zip(bunch.y, test) if not t])
-    positions = np.flatnonzero(test)
-    # the held-out recording where the AU is active longest shows most of its phases
-    longest = positions[np.argmax([bunch.y[i][:, -1].sum() for i in positions])]
-    one = frames.iloc[[longest]]
-    proba = pipe.predict_proba(one)[0]
-    pred = pipe.predict(one)[0]
-    ax = plot_timeline(bunch.y[longest], pred, proba=proba, target_names=bunch.target_names,
-                       title=f"{one.index[0]} (held-out speaker {test_speaker})")
+    title = f"{held_out.recording} (held-out speaker {held_out.speaker})"
+    if regression:
+        ax = plot_intensity_timeline(held_out.y_true, {held_out.model_name: held_out.y_pred},
+                                     target_names=held_out.target_names,
+                                     frame_rate=held_out.frame_rate, title=title)
+    else:
+        ax = plot_timeline(held_out.y_true, held_out.y_pred, proba=held_out.proba,
+                           target_names=held_out.target_names,
+                           frame_rate=held_out.frame_rate, title=title)
     paths.append(_save(ax, out_dir / f"{name}_timeline.png"))
 
-    layers = list(pipe[-1].module_._attention_modules())
-    if layers:
-        batch = pipe[:-1].transform(one)
-        weights = pipe[-1].predict_attention(batch, layer=layers[0])[0]
-        ax = plot_attention(weights, title=f"{one.index[0]}: {bunch.target_names[0]}, "
-                                           f"{architecture} ({layers[0]})")
+    if held_out.attention is not None:
+        ax = plot_attention(held_out.attention, frame_rate=held_out.frame_rate,
+                            title=f"{held_out.recording}: {held_out.target_names[0]}, "
+                                  f"{held_out.model_name} ({held_out.attention_layer})")
         paths.append(_save(ax, out_dir / f"{name}_attention.png"))
     return paths

@@ -174,18 +174,32 @@ def test_unknown_settings_are_named(corpus):
 
 # ---- the command line: errors before any work, in one line --------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (["--speakers", "0"], "--speakers must be >= 2, got 0"),
-    (["--speakers", "1"], "--speakers must be >= 2, got 1"),
-    (["--recordings-per-speaker", "0"], "--recordings-per-speaker must be >= 1, got 0"),
-    (["--epochs", "0"], "--epochs must be >= 1, got 0"),
-    (["--n-jobs", "0"], "--n-jobs must not be 0"),
-    (["--au", "AU99"], "argument --au: invalid choice: 'AU99'"),
-    (["--feature-set", "MFCC"], "argument --feature-set: invalid choice: 'MFCC'"),
-    (["--architectures", "Stacked"], "argument --architectures: invalid choice: 'Stacked'"),
-    (["--settings", "fast"], "argument --settings: invalid choice: 'fast'"),
+@pytest.mark.parametrize("command, args, message", [
+    ("table1", ["--speakers", "0"], "--speakers must be >= 2, got 0"),
+    ("table1", ["--speakers", "1"], "--speakers must be >= 2, got 1"),
+    ("table1", ["--recordings-per-speaker", "0"],
+     "--recordings-per-speaker must be >= 1, got 0"),
+    ("table1", ["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    ("table1", ["--n-jobs", "0"], "--n-jobs must not be 0"),
+    ("table1", ["--au", "AU99"], "argument --au: invalid choice: 'AU99'"),
+    ("table1", ["--feature-set", "MFCC"], "argument --feature-set: invalid choice: 'MFCC'"),
+    ("table1", ["--architectures", "Stacked"],
+     "argument --architectures: invalid choice: 'Stacked'"),
+    ("table1", ["--settings", "fast"], "argument --settings: invalid choice: 'fast'"),
+    ("intensity", ["--aus", "AU99"], "the demo corpus has no AU99"),
+    ("intensity", ["--aus", "all", "AU12"], "--aus all stands alone"),
+    ("intensity", ["--aus", "smile"], "argument --aus: 'smile' is not an Action Unit"),
+    ("intensity", ["--aus", "AU12", "12"], "an AU is given twice"),
+    ("intensity", ["--encoders", "gru"], "argument --encoders: invalid choice: 'gru'"),
+    ("intensity", ["--loss", "mae"], "argument --loss: invalid choice: 'mae'"),
+    ("intensity", ["--architectures", "Stacked"],
+     "argument --architectures: invalid choice: 'Stacked'"),
+    ("intensity", ["--feature-sets", "MFCC"],
+     "argument --feature-sets: invalid choice: 'MFCC'"),
+    ("intensity", ["--epochs", "0"], "--epochs must be >= 1, got 0"),
 ])
-def test_cli_rejects_bad_values_before_any_work(args, message, capsys, monkeypatch):
+def test_cli_rejects_bad_values_before_any_work(command, args, message, capsys,
+                                                monkeypatch):
     import sklearn_s2au.datasets as datasets
 
     def fail(*a, **k):
@@ -193,10 +207,10 @@ def test_cli_rejects_bad_values_before_any_work(args, message, capsys, monkeypat
 
     monkeypatch.setattr(datasets, "make_speech_au_corpus", fail)
     with pytest.raises(SystemExit) as exit_info:
-        main(["table1", "--no-figures", *args])
+        main([command, "--no-figures", *args])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err.strip().splitlines()[-1] and "Traceback" not in err
 
 
 def test_cli_data_errors_are_one_line(tmp_path, capsys):
@@ -210,15 +224,9 @@ def test_cli_data_errors_are_one_line(tmp_path, capsys):
     assert "lacks the column(s) ['speaker']" in err and len(err.splitlines()) == 1
 
 
-def test_cli_manifest_reads_only_the_aus_of_the_command(tmp_path):
+def test_cli_manifest_reads_only_the_aus_of_the_command(tmp_path, manifest_with_aus):
     # OpenFace CSVs with AU12 and AU17 only: table1 --au AU17 must not ask for AU01
-    corpus = make_speech_au_corpus(n_speakers=3, recordings_per_speaker=2, random_state=0)
-    manifest = corpus.to_wav(tmp_path / "corpus")
-    for au_file in pd.read_csv(manifest)["au_file"]:
-        path = manifest.parent / au_file
-        table = pd.read_csv(path)
-        keep = [c for c in table.columns if not c.startswith("AU") or c[:4] in ("AU12", "AU17")]
-        table[keep].to_csv(path, index=False)
+    manifest = manifest_with_aus(["AU12", "AU17"])
     out = tmp_path / "res"
     assert main(["table1", "--manifest", str(manifest), "--au", "AU17", "--epochs", "1",
                  "--feature-set", "eGeMAPSv02", "--architectures", "Stacked-NoAtt",
