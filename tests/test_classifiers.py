@@ -602,6 +602,49 @@ def test_device_runs_end_to_end_with_early_stopping(cls, device):
                                       np.concatenate(reference.predict_proba(X)))
 
 
+@pytest.mark.parametrize("cls", [StackedIntraAttClassifier, EncInterAttDecClassifier])
+def test_backends_record_what_ran_and_agree(cls):
+    feats, speakers, labels = _sequences(n_recordings=12, n_targets=2)
+    X = _batch(feats, speakers)
+    params = dict(max_epochs=3, valid_speakers=0, random_state=0, lr=1e-2,
+                  module__intra_att=("pa", 3), **TINY)
+    compiled = cls(backend="compiled", **params).fit(X, labels)
+    auto = cls(**params).fit(X, labels)
+    torch_ = cls(backend="torch", **params).fit(X, labels)
+    assert (compiled.backend_, auto.backend_, torch_.backend_) == ("compiled", "compiled",
+                                                                  "torch")
+    p_compiled, p_auto, p_torch = (np.concatenate(c.predict_proba(X))
+                                   for c in (compiled, auto, torch_))
+    np.testing.assert_array_equal(p_auto, p_compiled)
+    # the same training on the other backend: float32 rounding apart, the same network
+    np.testing.assert_allclose(p_torch, p_compiled, atol=2e-3)
+    assert not np.array_equal(p_torch, p_compiled)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        cls(backend="cuda", **params).fit(X, labels)
+    with pytest.raises(ValueError, match="not module__backend"):
+        cls(module__backend="torch", **params).fit(X, labels)
+
+
+def test_compiled_backend_refuses_a_gpu_device():
+    feats, speakers, labels = _sequences()
+    with pytest.raises(ValueError, match="backend='compiled' cannot run here"):
+        EncInterAttDecClassifier(backend="compiled", device="cuda", max_epochs=1,
+                                 **TINY).fit(_batch(feats, speakers), labels)
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    feats, speakers, labels = _sequences(n_recordings=12, n_targets=3)
+    X = _batch(feats, speakers)
+    params = dict(max_epochs=3, random_state=0, module__intra_att=("pa", 3), **TINY)
+    before = torch.get_num_threads()
+    one, two = (EncInterAttDecClassifier(n_threads=n, **params).fit(X, labels)
+                for n in (1, 2))
+    assert (one.n_threads_, two.n_threads_) == (1, 2)
+    np.testing.assert_allclose(np.concatenate(one.predict_proba(X)),
+                               np.concatenate(two.predict_proba(X)), rtol=0, atol=1e-6)
+    assert torch.get_num_threads() == before            # the limit was undone
+
+
 # ---- encoders beyond the paper ----------------------------------------------------------
 
 @pytest.mark.parametrize("cls", [StackedIntraAttClassifier, EncInterAttDecClassifier],

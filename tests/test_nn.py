@@ -465,6 +465,53 @@ def test_active_models_compute_their_slice_only(net_cls, kwargs):
         net(x, lengths, active=[4])
 
 
+def test_compiled_results_do_not_depend_on_the_thread_count():
+    # sequences are dealt to threads; weight gradients are summed per fixed group
+    run, inputs = _decoder_inputs("attention+aligned+prior", k=2, b=3)
+    lengths = torch.tensor([9, 6, 3])
+    xw = torch.randn(2, 2, 3, 9, 8, dtype=torch.float64, requires_grad=True)
+    w_hh = (0.5 * torch.randn(2, 2, 2, 8, dtype=torch.float64)).requires_grad_()
+    upstream = torch.rand(2, 2, 3, 9, 2, dtype=torch.float64)
+    results = []
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        out = run("compiled", *inputs)
+        grads = torch.autograd.grad(sum(o.sum() for o in out), inputs)
+        hs = bilstm_recurrence(xw, w_hh, lengths, backend="compiled")
+        grads += torch.autograd.grad((hs * upstream).sum(), (xw, w_hh))
+        results.append([o.detach() for o in out] + list(grads))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: bilstm_recurrence(t["xw"].float(), t["w_hh"], t["lengths"],
+                                 backend="compiled"), "w_hh is torch.float64"),
+    (lambda t: bilstm_recurrence(t["xw"][..., :7], t["w_hh"], t["lengths"],
+                                 backend="compiled"),
+     r"w_hh has shape \(1, 2, 2, 8\), but its axis 3 \(G\) must be 7"),
+    (lambda t: bilstm_recurrence(t["xw"], t["w_hh"], t["lengths"] + 5,
+                                 backend="compiled"), r"lengths must lie in \[0, 5\]"),
+    (lambda t: bilstm_recurrence(t["xw"], t["w_hh"], t["lengths"].float(),
+                                 backend="compiled"), "lengths must hold integers"),
+    (lambda t: bilstm_recurrence(t["xw"].half(), t["w_hh"].half(), t["lengths"],
+                                 backend="compiled"), "cannot run here"),
+    (lambda t: local_attention(t["q"], t["q"][:, :, :4], t["v"], t["w_a"], t["b_a"],
+                               t["lengths"], -1, 3, backend="compiled"),
+     r"key has shape \(1, 3, 4, 2\)"),
+    (lambda t: local_attention(t["q"], t["q"], t["v"], t["w_a"], t["b_a"], t["lengths"],
+                               -1, 3, backend="numba"), "backend must be one of"),
+])
+def test_compiled_ops_check_their_inputs(call, message):
+    """The typed boundary: wrong shapes, dtypes or lengths raise before compiled code runs."""
+    t = dict(xw=torch.randn(1, 2, 3, 5, 8, dtype=torch.float64),
+             w_hh=torch.randn(1, 2, 2, 8, dtype=torch.float64),
+             lengths=torch.tensor([5, 3, 1]), q=torch.randn(1, 3, 5, 2),
+             v=torch.randn(1, 3, 5, 4), w_a=torch.randn(1, 2), b_a=torch.randn(1, 1))
+    with pytest.raises(ValueError, match=message):
+        call(t)
+
+
 def test_compiled_loops_leave_floating_point_state_alone():
     # linking with -ffast-math would set flush-to-zero / denormals-are-zero for the
     # whole process: numpy's subnormals would become 0 after the first compiled call
@@ -473,12 +520,18 @@ def test_compiled_loops_leave_floating_point_state_alone():
 
     code = (
         "import numpy as np, torch\n"
-        "from sklearn_s2au.nn import EncoderDecoderNet\n"
         "from sklearn_s2au.nn._ops import compiled_available\n"
         "tiny = np.finfo(np.float64).tiny\n"
         "assert tiny / 4 > 0 and np.float32(1e-40) > 0\n"
-        "net = EncoderDecoderNet(3, hidden_size=4, seeds=[0])\n"
-        "net(torch.randn(2, 5, 3), torch.tensor([5, 3])).sum().backward()\n"
+        "from sklearn_s2au._sequence import SequenceBatch\n"
+        "from sklearn_s2au.classifiers import EncInterAttDecClassifier\n"
+        "rng = np.random.RandomState(0)\n"
+        "X = SequenceBatch.from_features([rng.randn(9, 3).astype(np.float32) for _ in "
+        "range(4)], ['a', 'b', 'a', 'b'], 9)\n"
+        "clf = EncInterAttDecClassifier(max_epochs=2, module__hidden_size=4,\n"
+        "                               module__intra_att=('pa', 3), random_state=0)\n"
+        "clf.fit(X, [rng.randint(0, 2, 9) for _ in range(4)])\n"
+        "assert clf.backend_ == 'compiled', clf.backend_\n"
         "print(compiled_available(), tiny / 4 > 0, np.float32(1e-40) > 0,\n"
         "      float(torch.tensor(1e-40)) > 0)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
