@@ -14,10 +14,10 @@ Throughput is seconds of audio per second of wall time. Goals (ComParE_2016): ra
 direct >= 0.9 at n_jobs=1 and >= 1.7 at n_jobs=2.
 
 ``--long 1 10 30`` instead measures long recordings: for each length (minutes) one
-recording, extracted in a fresh Python process each time, in segments
-(``segment_seconds=60``, the default) and in one pass (``segment_seconds=None``); it
-prints the wall time and the child's peak RSS (``VmHWM``, Linux), and checks
-that both give the same frames (compared in the parent).
+recording, extracted in a fresh Python process each time, streamed through openSMILE in
+blocks (``segment_seconds=60``, the default) and in one pass (``segment_seconds=None``);
+it prints the wall time and the child's peak RSS (``VmHWM``, Linux), and checks that both
+give the same frames (compared in the parent).
 
 Run::
 
@@ -98,7 +98,7 @@ print(elapsed, int(hwm.split()[1]) / 1024)
 
 
 def long_recordings(minutes, feature_set, sampling_rate):
-    """Peak RSS and time of one long recording, segmented and in one pass."""
+    """Peak RSS and time of one long recording, streamed and in one pass."""
     import subprocess
     import sys
     import tempfile
@@ -113,7 +113,7 @@ def long_recordings(minutes, feature_set, sampling_rate):
             signal = os.path.join(tmp, f"{m}.npy")
             np.save(signal, speech_like(60.0 * m, sampling_rate, np.random.default_rng(0)))
             arrays = {}
-            for mode, segment in (("segmented", 60.0), ("one pass", None)):
+            for mode, segment in (("streamed", 60.0), ("one pass", None)):
                 path = os.path.join(tmp, f"{m}_{segment}.npy")
                 code = _CHILD.format(signal=signal, rate=sampling_rate,
                                      feature_set=feature_set, segment=segment, path=path)
@@ -122,7 +122,7 @@ def long_recordings(minutes, feature_set, sampling_rate):
                 print(f"{m:7g} {mode:>12s} {float(out[0]):8.1f} {float(out[1]):12.0f}",
                       flush=True)
                 arrays[mode] = np.load(path)
-            a, b = arrays["segmented"], arrays["one pass"]
+            a, b = arrays["streamed"], arrays["one pass"]
             differ = (a != b).any(1)
             print(f"{'':7s} identical: {bool(not differ.any())}; frames that differ: "
                   f"{int(differ.sum())} of {len(a)}"

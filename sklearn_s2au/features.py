@@ -3,14 +3,13 @@
 `OpenSmileLLD` turns a recordings table (one row per recording: audio file or signal,
 and the speaker) into a frame table: one ``float32`` array ``(n_frames, n_features)`` per
 recording with ``n_frames = frame_count(duration, frame_rate)``, the grid of
-:mod:`sklearn_s2au.framing` that the labels use as well.
+:mod:`sklearn_s2au.framing` that the labels use as well. The openSMILE runs themselves
+(one pass, or streamed for long recordings) are in ``sklearn_s2au._smile``.
 """
 
-import functools
 import logging
 import numbers
 import os
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -18,20 +17,13 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
+from ._smile import _FEATURE_SETS, _feature_names, _lld_blocks
 from ._validation import FEATURES_COL, sequence_input_tags
 from .framing import _GridAverager, frame_count
 
 __all__ = ["OpenSmileLLD", "MIN_DURATION"]
 
 _logger = logging.getLogger(__name__)
-
-# openSMILE sink level(s) per feature set. ComParE_2016 reads both the LLD and the delta
-# level in ONE openSMILE run: the sink's data reader concatenates the two levels frame by
-# frame (by frame index), which is how openSMILE's own ComParE functionals read them.
-_FEATURE_SETS = {
-    "ComParE_2016": "lld;lld_de",
-    "eGeMAPSv02": "lld",
-}
 
 #: Shortest recording accepted, in seconds. openSMILE needs one full analysis window of
 #: its longest descriptor (60 ms for the voicing LLDs of both feature sets) to emit any
@@ -43,24 +35,8 @@ MIN_DURATION = 0.1
 # [-1, 32767 / 32768] and the peak is normalised to 32767 / 32768 (-0.00027 dBFS).
 _INT16_PEAK = 32767 / 32768
 
-# openSMILE's frame step (10 ms in both feature sets' configs; whole samples, see
-# `_hop_samples`) and the block size for whole-signal checks of long recordings.
-_HOP_SECONDS = 0.010
+# Samples per block of the whole-signal checks of long recordings (no full-size copies).
 _BLOCK = 1 << 20
-
-#: Context of a segment, in LLD frames of 10 ms: frames extracted before and after the
-#: frames a segment contributes and then discarded, so that every contributed frame has
-#: the same input as in one-pass extraction as far as openSMILE looks. Measured (see
-#: the Notes of OpenSmileLLD): ComParE_2016 needs up to about 400 frames before (the
-#: recursive RASTA filter of audSpec_Rfilt), eGeMAPSv02 about 110 (jitter and shimmer
-#: follow pitch periods through a voiced stretch, so they need the stretch's start);
-#: both need 10 frames after (smoothing, deltas, Viterbi look-ahead, the 60 ms window).
-_SEGMENT_CONTEXT = {"ComParE_2016": (1000, 100), "eGeMAPSv02": (500, 100)}
-
-# The F0 group of ComParE_2016's LLDs, whose deltas openSMILE computes with a normaliser
-# that never resets (see `_nz_delta_rows`).
-_NZ_LLDS = ("F0final_sma", "voicingFinalUnclipped_sma", "jitterLocal_sma",
-            "jitterDDP_sma", "shimmerLocal_sma", "logHNR_sma")
 
 # Chunks per worker for n_jobs > 1: enough to balance recordings of unequal length,
 # few enough that per-task overhead stays negligible.
@@ -86,23 +62,6 @@ def _resolve_feature_set(feature_set):
     raise ValueError(
         f"OpenSmileLLD: feature_set={feature_set!r} is not supported; valid values are "
         f"{sorted(_FEATURE_SETS)} (as strings or opensmile.FeatureSet members).")
-
-
-@functools.lru_cache(maxsize=None)
-def _smile(feature_set):
-    """The openSMILE extractor of a feature set, built once per process.
-
-    Kept out of the estimator so that it is never pickled or cloned; worker processes
-    build their own on first use.
-    """
-    import opensmile
-
-    return opensmile.Smile(feature_set=opensmile.FeatureSet[feature_set],
-                           feature_level=_FEATURE_SETS[feature_set])
-
-
-def _feature_names(feature_set):
-    return np.asarray(_smile(feature_set).feature_names, dtype=object)
 
 
 def _read_audio(file, label):
@@ -216,26 +175,6 @@ def _prepare(signal, sampling_rate, label, normalise_peak):
     return x, lambda start, stop: x[start:stop]
 
 
-def _hop_samples(sampling_rate):
-    """openSMILE's frame step in samples: 10 ms rounded half up (221 at 22.05 kHz)."""
-    return int(np.floor(_HOP_SECONDS * sampling_rate + 0.5))
-
-
-def _hop_and_window(lld, sampling_rate):
-    """Hop and analysis window in seconds, from the first two frames of openSMILE's output.
-
-    openSMILE's reported start times of the last frames, flushed at the end of the input,
-    repeat the previous time stamp, so frame times are rebuilt from the frame index.
-    """
-    (start0, end0), (start1, _) = lld.index[0], lld.index[1]
-    hop = (start1 - start0).total_seconds()
-    if round(hop * sampling_rate) != _hop_samples(sampling_rate):
-        raise RuntimeError(f"OpenSmileLLD: openSMILE's frame step is {hop} s at "
-                           f"{sampling_rate} Hz, not the expected "
-                           f"{_hop_samples(sampling_rate)} samples; please report this.")
-    return hop, (end0 - start0).total_seconds()
-
-
 def _extract_one(feature_set, label, file, signal, sampling_rate, frame_rate,
                  normalise_peak, segment_seconds=None):
     """LLDs of one recording on the frame grid: float32 ``(n_frames, n_features)``."""
@@ -258,197 +197,6 @@ def _extract_one(feature_set, label, file, signal, sampling_rate, frame_rate,
         centres = np.arange(first, first + len(values)) * hop + window / 2
         grid.add(centres, values, final=False)
     return grid.result().astype(np.float32)
-
-
-def _nz_delta_rows(xp, norm):
-    """openSMILE's deltas of the ComParE F0 group, as its ``cDeltaRegression`` computes them.
-
-    ``xp`` is ``(n + 4, 6)``: the six F0-group LLDs of frames ``t - 2 ... t + n + 1`` as
-    the delta component reads them; ``norm`` is its normaliser before frame ``t``.
-    Returns the deltas ``(n, 6)`` of frames ``t ... t + n - 1`` and the normaliser used
-    for each, float32 (all arithmetic in float32 and in openSMILE's order, so the values
-    are bit-identical). With ``onlyInSegments=1`` a pair ``x[t+i] - x[t-i]`` counts only
-    when neither value is 0 or NaN, and openSMILE adds each counted pair's ``i**2`` to
-    the *component's* normaliser instead of a per-frame one, so the normaliser grows with
-    every pair counted since the start of the input, frame by frame and LLD by LLD.
-    """
-    n = len(xp) - 4
-    absent = (xp == 0) | np.isnan(xp)
-
-    def at(offset):
-        return slice(2 + offset, 2 + offset + n)
-
-    valid1 = ~(absent[at(1)] | absent[at(-1)])
-    valid2 = ~(absent[at(2)] | absent[at(-2)])
-    zero = np.float32(0)
-    num = (np.where(valid1, xp[at(1)] - xp[at(-1)], zero)
-           + np.where(valid2, np.float32(2) * (xp[at(2)] - xp[at(-2)]), zero))
-    # (n, 6, 2) increments 1 and 4, summed one by one in float32 as openSMILE does
-    steps = np.stack([valid1, valid2 * np.float32(4)], axis=-1).astype(np.float32)
-    running = np.cumsum(np.concatenate([[np.float32(norm)], steps.ravel()]),
-                        dtype=np.float32)
-    norms = running[1:].reshape(steps.shape)[..., 1]
-    return num / norms, norms
-
-
-def _nz_tail_rows(rows, norm, drop, copies):
-    """The last ``len(rows) - 2`` deltas under one end-of-input rule (see `_NzDeltas`).
-
-    ``rows`` are the F0-group LLDs of the last frames; the delta component is taken to
-    have read them without the last ``drop`` frames, followed by ``copies`` copies of the
-    last frame it read, then zeros (which count as absent).
-    """
-    kept = rows[:len(rows) - drop]
-    pad = np.concatenate([np.repeat(kept[-1:], copies, axis=0),
-                          np.zeros((drop + 2, rows.shape[1]), np.float32)])
-    return _nz_delta_rows(np.concatenate([kept, pad])[:len(rows) + 2], norm)
-
-
-# End-of-input rules tried for the last frames of a segmented recording: (drop, copies).
-_NZ_TAIL_RULES = [(drop, copies) for drop in range(6) for copies in range(drop + 3)]
-
-
-class _NzDeltas:
-    """The six F0-group deltas of ComParE_2016 for stitched segments, bit for bit.
-
-    openSMILE's normaliser of these deltas (see `_nz_delta_rows`) never resets, so their
-    values depend on the whole recording before them and no overlap makes a segment's
-    values equal one-pass extraction. They are recomputed instead from the stitched LLDs
-    (which are exact), carrying the normaliser from segment to segment. At the start of
-    the input the component reads the first frame for frames -2 and -1. The last few
-    frames of the input are read in openSMILE's end-of-input flush, which varies with
-    the recording; the rule it followed is found by reproducing the last segment's own
-    deltas (same end, own normaliser) and then applied with the one-pass normaliser. If
-    no rule reproduces them, those last frames are openSMILE's values rescaled by the
-    ratio of the normalisers (relative error about ``1e-7``-``1e-3``), logged at INFO.
-    Every segment's own deltas are also checked against the model; a mismatch warns.
-    """
-
-    TAIL = 16  # last LLD frames of a recording left to the end-of-input rules
-
-    def __init__(self, lld_columns, delta_columns, label):
-        self.lld, self.delta, self.label = lld_columns, delta_columns, label
-        self.norm = np.float32(10)   # openSMILE's initial 2 * (1**2 + 2**2)
-
-    @staticmethod
-    def _padded(x):
-        return np.concatenate([x[:1], x[:1], x])
-
-    def fix(self, values, start, owned, last):
-        """Replace the F0-group deltas of the owned rows ``values[owned]`` of a segment
-        whose row 0 is LLD frame ``start``; the other rows give the context."""
-        x, y = values[:, self.lld], values[:, self.delta]
-        stop = len(values) - self.TAIL if last else owned.stop
-        # the segment's own deltas (own normaliser, from its own start) check the model
-        own, own_norms = _nz_delta_rows(self._padded(x)[:stop + 4], 10)
-        exact = np.array_equal(own, y[:stop])
-        if not exact:
-            warnings.warn(
-                f"OpenSmileLLD: openSMILE's F0-group deltas of {_where(self.label)} do not "
-                f"follow the model used to stitch segments; the six F0, voicing, jitter, "
-                f"shimmer and HNR deltas may differ slightly from one-pass extraction. Set "
-                f"segment_seconds=None for one-pass extraction.", RuntimeWarning,
-                stacklevel=5)
-        # frames first - 2 ... stop + 1 as the one-pass delta component reads them
-        context = (self._padded(x)[:stop + 4] if start + owned.start == 0
-                   else x[owned.start - 2:stop + 2])
-        rows, norms = _nz_delta_rows(context, self.norm)
-        if not exact:
-            rows = self._rescaled(y[owned.start:stop], own_norms[owned.start:], norms)
-        self.norm = norms[-1, -1]
-        if last:
-            rows = np.concatenate([rows, self._tail(x[stop - 2:], y[stop:],
-                                                    own_norms[-1, -1], exact)])
-        values[owned, self.delta] = rows
-        return values
-
-    def _tail(self, x, y, own_norm, exact):
-        """Deltas of the last frames from their LLDs ``x`` (two frames more before them)
-        and the last segment's own deltas ``y`` with its own normaliser ``own_norm``."""
-        if exact:
-            for drop, copies in _NZ_TAIL_RULES:
-                if np.array_equal(_nz_tail_rows(x, own_norm, drop, copies)[0], y):
-                    return _nz_tail_rows(x, self.norm, drop, copies)[0]
-        _logger.info("OpenSmileLLD: the last %d F0-group deltas of %s follow no known "
-                     "end-of-input rule; rescaled to the one-pass normaliser.",
-                     len(y), _where(self.label))
-        return self._rescaled(y, _nz_tail_rows(x, own_norm, 1, 3)[1],
-                              _nz_tail_rows(x, self.norm, 1, 3)[1])
-
-    @staticmethod
-    def _rescaled(y, own_norms, norms):
-        return (y.astype(np.float64) * own_norms / norms).astype(np.float32)
-
-
-@functools.lru_cache(maxsize=None)
-def _nz_columns(feature_set):
-    """Columns of the ComParE F0-group LLDs and of their deltas; None for eGeMAPSv02."""
-    if feature_set != "ComParE_2016":
-        return None
-    names = list(_feature_names(feature_set))
-    return ([names.index(name) for name in _NZ_LLDS],
-            [names.index(f"{name}_de") for name in _NZ_LLDS])
-
-
-def _lld_blocks(feature_set, samples, n_samples, sampling_rate, segment_seconds, label):
-    """openSMILE's LLD frames of a recording, as one-pass extraction gives them, in blocks.
-
-    Yields ``(first, values, hop, window)``: LLD frames ``first ... first + len(values) - 1``
-    (float32 ``(n, n_features)``), hop and window in seconds. A recording longer than
-    ``segment_seconds`` (plus the right context) is extracted in segments of that many
-    seconds, each with `_SEGMENT_CONTEXT` frames before and after it that are extracted
-    and discarded; see the Notes of `OpenSmileLLD` for what makes the frames identical.
-    """
-    smile = _smile(feature_set)
-    hop_samples = _hop_samples(sampling_rate)
-    left, right = _SEGMENT_CONTEXT[feature_set]
-    if segment_seconds is not None:
-        segment = max(1, int(segment_seconds * sampling_rate) // hop_samples)  # frames
-    if segment_seconds is None or n_samples <= (segment + right) * hop_samples:
-        lld = smile.process_signal(samples(0, n_samples), sampling_rate)
-        yield (0, lld.to_numpy(dtype=np.float32), *_hop_and_window(lld, sampling_rate))
-        return
-    columns = _nz_columns(feature_set)
-    nz = _NzDeltas(*columns, label) if columns is not None else None
-    compared = np.ones(len(_feature_names(feature_set)), dtype=bool)
-    if columns is not None:
-        compared[columns[1]] = False
-    first, expected, timing = 0, None, None
-    while True:
-        stop_frame = first + segment
-        last = (stop_frame + right) * hop_samples >= n_samples
-        stop = n_samples if last else (stop_frame + right) * hop_samples
-        context = left
-        while True:
-            start = max(0, first - context)  # first frame extracted
-            lld = smile.process_signal(samples(start * hop_samples, stop), sampling_rate)
-            values = lld.to_numpy(dtype=np.float32, copy=True)
-            # Frames both this segment and the previous one extracted must agree.
-            overlap = values[first - start:first - start + len(expected), compared] \
-                if expected is not None else None
-            if overlap is None or np.array_equal(overlap, expected[:len(overlap)]):
-                break
-            if context >= 8 * left:
-                warnings.warn(
-                    f"OpenSmileLLD: consecutive segments of {_where(label)} disagree on the "
-                    f"LLD frames they share at {first * hop_samples / sampling_rate:.2f} s "
-                    f"even with {context * _HOP_SECONDS:g} s of context; the stitched "
-                    f"frames may differ from one-pass extraction there. Set "
-                    f"segment_seconds=None for one-pass extraction.",
-                    RuntimeWarning, stacklevel=4)
-                break
-            context *= 2
-        if timing is None:
-            timing = _hop_and_window(lld, sampling_rate)
-        owned = slice(first - start, len(values) if last else stop_frame - start)
-        if nz is not None:
-            values = nz.fix(values, start, owned, last)
-        yield (first, values[owned], *timing)
-        if last:
-            return
-        # the previous segment's frames after its own: compared with the next segment
-        expected = values[owned.stop:owned.stop + right // 2, compared]
-        first = stop_frame
 
 
 def _extract_chunk(positions, jobs, feature_set, frame_rate, normalise_peak,
@@ -508,11 +256,10 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     normalise_peak : bool, default=True
         Scale every recording to 0 dB peak before extraction.
     segment_seconds : float or None, default=60.0
-        Recordings longer than this are extracted in segments of this many seconds
-        (each with openSMILE context before and after it that is extracted and
-        discarded) and stitched, so peak memory stays bounded whatever the length;
-        the frames are identical to one-pass extraction (see Notes). None extracts
-        every recording in one pass.
+        Recordings longer than this are streamed through openSMILE in blocks of this
+        many seconds (one openSMILE run with ring buffers, fed while it runs), so peak
+        memory stays bounded whatever the length; the frames are identical to one-pass
+        extraction (see Notes). None extracts every recording in one pass.
     speaker_col : str, default="speaker"
         Column of the recordings table that holds the speaker; passed to the output.
     n_jobs : int, default=None
@@ -543,30 +290,27 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     is used. The output is the frame table: same index, columns ``[speaker_col,
     "features"]``. ``fit`` learns nothing; it checks the parameters and the table.
 
-    **Long recordings.** One openSMILE pass holds the whole recording's intermediate
-    levels in memory (measured: 269 MB peak RSS for 1 min of 16 kHz audio, 2.07 GB for
-    30 min). Above ``segment_seconds`` a recording is extracted segment by segment:
-    each segment is extracted with 10 s (eGeMAPSv02: 5 s) of audio before it and 1 s
-    after it, and only its own frames are kept, so every kept frame saw the same input
-    as in one pass as far as openSMILE's windows, smoothing, Viterbi pitch smoothing,
-    RASTA filter (ComParE_2016, measured to need up to 4 s) and deltas look. Jitter and
-    shimmer follow pitch periods from the start of a voiced stretch (measured: up to
-    1.1 s in the demo corpus's speech), so a kept frame is exact when its voiced stretch
-    starts inside the context, which speech with pauses satisfies. Consecutive segments
-    are compared on the 0.5 s of frames that both extract; if they differ, the segment
-    is extracted again with twice the context (up to 8 times), and if they still differ
-    (continuously voiced audio such as a sustained tone, which no finite context makes
-    exact) a RuntimeWarning names the recording. One more exception has unbounded
-    context: the deltas of ComParE_2016's six F0-group LLDs (F0, voicing, jitter,
-    shimmer, HNR) use a normaliser that openSMILE accumulates from the start of the input
-    and never resets; they are recomputed from the stitched LLDs with the normaliser
-    carried across segments, in openSMILE's float32 arithmetic, so they are
-    bit-identical too, except for the last few LLD frames of a recording, which openSMILE
-    computes in its end-of-input flush: when none of the flush rules tried reproduces
-    the last segment's own values, those deltas are rescaled to the carried normaliser
-    and may differ in the last bits (logged at INFO). Only the recording's samples and
-    its output frames grow with its length. ``benchmarks/bench_features.py --long 1 10
-    30`` measures memory and time (figures in ``benchmarks/README.md``).
+    **Long recordings.** One openSMILE pass as :meth:`opensmile.Smile.process_signal`
+    runs it keeps the whole recording in memory: its audio source and the levels that
+    feed the feature set's functionals grow with the input (measured: 269 MB peak RSS for
+    1 min of 16 kHz audio, 2.07 GB for 30 min). Above ``segment_seconds`` a recording is
+    streamed instead: one openSMILE run of the feature set's own LLD components (its
+    configuration files, without the functionals), every data level a ring buffer,
+    receives the audio ``segment_seconds`` at a time while it runs, and its frames are
+    averaged onto the grid as they come out. openSMILE computes each frame from the
+    levels it holds whenever the audio arrives and flushes the end of the input after
+    the last audio, so this is one pass over the same samples and every frame is
+    identical, bit for bit (tested for block sizes of 1 s and more, ends anywhere in a
+    frame, and sustained tones). That includes what no extraction in overlapping
+    segments, restarting openSMILE with seconds of context, reproduces (see
+    ``docs/user_guide.rst``): the deltas of ComParE_2016's F0 group (F0, voicing,
+    jitter, shimmer, HNR), whose normaliser openSMILE accumulates from the start of the
+    input and never resets; the last frames, computed in openSMILE's end-of-input flush
+    from values that it does not output; and jitter and shimmer, which follow pitch
+    periods from the start of a voiced stretch (in a sustained tone, the start of the
+    recording). Only the recording's samples and its output frames grow with its length.
+    ``benchmarks/bench_features.py --long 1 10 30`` measures memory and time (figures in
+    ``benchmarks/README.md``).
 
     References
     ----------

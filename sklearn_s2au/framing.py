@@ -105,7 +105,7 @@ def to_frame_grid(times, values, n_frames, frame_rate):
 class _GridAverager:
     """`to_frame_grid` fed block by block: the same float64 grid, bit for bit.
 
-    Blocks must come in time order (a long recording's LLD frames, segment by segment).
+    Blocks must come in time order (a long recording's LLD frames as openSMILE emits them).
     Each frame's sum is one sequential ``np.bincount`` over its values in input order, as
     in a single call: the values of the last frame a block reaches are held back until a
     later block (or `result`) shows that the frame is complete, so no frame's sum is ever
