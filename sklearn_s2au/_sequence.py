@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._utils import object_array
 from ._validation import check_labels
 
 
@@ -121,9 +122,7 @@ class SequenceBatch:
                              f"...), got {values.shape}.")
         flat = values.reshape((-1,) + values.shape[2:])[self._flat_positions()]
         bounds = np.cumsum(self.n_frames)[:-1]
-        out = np.empty(len(self), dtype=object)
-        out[:] = [np.ascontiguousarray(a) for a in np.split(flat, bounds)]
-        return out
+        return object_array(np.ascontiguousarray(a) for a in np.split(flat, bounds))
 
     def select(self, recordings):
         """A new batch holding only the given recordings (positions), renumbered."""

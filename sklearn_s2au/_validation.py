@@ -1,4 +1,6 @@
-"""Input checks shared by every step: the frame table and per-recording labels."""
+"""Input checks shared by every step: the frame table, per-recording labels, parameters."""
+
+import numbers
 
 import numpy as np
 import pandas as pd
@@ -175,3 +177,37 @@ def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True, bi
                              f"sklearn_s2au.labels.au_phases).")
         out.append(values)
     return out
+
+
+# ---- parameters ------------------------------------------------------------------------
+# One spelling of the checks every estimator makes of its own parameters; ``where``
+# prefixes the message (e.g. "EncInterAttDecClassifier: ").
+
+def check_positive_int(value, name, where="", allow_none=False):
+    """``value`` must be an int >= 1 (not a bool), or None when ``allow_none``."""
+    if allow_none and value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        none = "None or " if allow_none else ""
+        raise ValueError(f"{where}{name} must be {none}a positive integer, got {value!r}.")
+    return value
+
+
+def check_option(value, name, options, where="", explain=None):
+    """``value`` must be one of ``options`` (of the option's type: 0 is not False)."""
+    if not any(value is o or (isinstance(value, type(o)) and value == o) for o in options):
+        listed = " or ".join(repr(o) for o in options) if explain is None else explain
+        raise ValueError(f"{where}{name} must be {listed}, got {value!r}.")
+    return value
+
+
+def check_clip(value, name="clip", where=""):
+    """``value`` must be None or a range ``(low, high)`` of real numbers, low < high."""
+    ok = value is None or (
+        isinstance(value, (tuple, list)) and len(value) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+        and value[0] < value[1])
+    if not ok:
+        raise ValueError(f"{where}{name} must be None or a range (low, high) with low < high, "
+                         f"e.g. (0, 5) for AU intensities; got {value!r}.")
+    return value

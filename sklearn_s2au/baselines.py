@@ -14,7 +14,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ._sequence import SequenceBatch
-from ._validation import check_frame_table, check_labels, sequence_input_tags
+from ._utils import object_array
+from ._validation import (check_clip, check_frame_table, check_labels, check_positive_int,
+                          sequence_input_tags)
 from .metrics import sequence_ccc, sequence_uar
 
 __all__ = ["FrameClassifier", "FrameRegressor"]
@@ -61,12 +63,9 @@ def _stratified_subsample(y, max_frames, rng):
     return np.sort(np.concatenate(chosen))
 
 
-def _split_recordings(flat, n_frames):
+def _frames_to_recordings(flat, n_frames):
     """Frame-level outputs ``(n_frames_total, ...)`` to an object array of recordings."""
-    out = np.empty(len(n_frames), dtype=object)
-    for i, part in enumerate(np.split(flat, np.cumsum(n_frames)[:-1])):
-        out[i] = part
-    return out
+    return object_array(np.split(flat, np.cumsum(n_frames)[:-1]))
 
 
 def _non_finite_attributes(estimator):
@@ -116,7 +115,7 @@ class _FrameEstimator(BaseEstimator):
 
     def _per_recording(self, columns, n_frames):
         flat = np.stack(columns, axis=1) if self.outputs_2d_ else columns[0]
-        return _split_recordings(flat, n_frames)
+        return _frames_to_recordings(flat, n_frames)
 
     def _check_common_params(self):
         if (isinstance(self.context, bool) or not isinstance(self.context, numbers.Integral)
@@ -495,18 +494,8 @@ class FrameRegressor(RegressorMixin, _FrameEstimator):
                             f"{type(self.estimator).__name__} {kind}; use e.g. SVR, "
                             f"LinearSVR or Ridge.{hint}")
         self._check_common_params()
-        if self.max_frames is not None and (
-                isinstance(self.max_frames, bool)
-                or not isinstance(self.max_frames, numbers.Integral) or self.max_frames < 1):
-            raise ValueError(f"FrameRegressor: max_frames must be None or a positive "
-                             f"integer, got {self.max_frames!r}.")
-        if self.clip is not None and not (
-                isinstance(self.clip, (tuple, list)) and len(self.clip) == 2
-                and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                        for v in self.clip) and self.clip[0] < self.clip[1]):
-            raise ValueError(f"FrameRegressor: clip must be None or a range (low, high) "
-                             f"with low < high, e.g. (0, 5) for AU intensities; got "
-                             f"{self.clip!r}.")
+        check_positive_int(self.max_frames, "max_frames", "FrameRegressor: ", allow_none=True)
+        check_clip(self.clip, "clip", "FrameRegressor: ")
 
     def fit(self, X, y):
         """Fit one clone of ``estimator`` per target on the real frames.

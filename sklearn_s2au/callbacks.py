@@ -300,12 +300,16 @@ def _frame_uar(pred, true, mask):
 
 
 class _ValidScores(Callback):
-    """Per-model validation UAR and class-weighted BCE from the cached predictions.
+    """Per-model validation score and frame loss from the cached predictions.
 
-    Models the network skipped (stopped by early stopping, see
-    `PaperEarlyStopping`) keep their scores of the previous epoch: their weights
-    have not changed since.
+    The score is the UAR for the classifiers; subclasses override `frame_scores` and
+    ``key`` (the regressors: CCC). Models the network skipped (stopped by early
+    stopping, see `PaperEarlyStopping`) keep their scores of the previous epoch: their
+    weights have not changed since.
     """
+
+    #: history key of the score: ``valid_<key>`` and ``valid_<key>_per_model``
+    key = "uar"
 
     def on_train_begin(self, net, **kwargs):
         self.last_ = None
@@ -320,6 +324,13 @@ class _ValidScores(Callback):
             self.batches_.append((kwargs["y_pred"].detach().cpu(), y.cpu(),
                                   X["lengths"].cpu()))
 
+    def frame_scores(self, net, logits, y, mask):
+        """The score per target over the real frames (higher is better): ``(K,)``."""
+        # "auto" tunes the cut after training: during it, validation UAR is at 0.5
+        cut = 0.5 if isinstance(net.threshold, str) else float(net.threshold)
+        threshold = torch.logit(torch.tensor(cut, dtype=torch.float64))
+        return _frame_uar(logits > threshold.item(), y, mask)
+
     def on_epoch_end(self, net, **kwargs):
         if not self.batches_:
             return
@@ -328,29 +339,26 @@ class _ValidScores(Callback):
         lengths = torch.cat([b[2] for b in self.batches_])
         self.batches_ = []
         mask = length_mask(lengths, logits.shape[1])
-        # "auto" tunes the cut after training: during it, validation UAR is at 0.5
-        cut = 0.5 if isinstance(net.threshold, str) else float(net.threshold)
-        threshold = torch.logit(torch.tensor(cut, dtype=torch.float64))
-        uar = _frame_uar(logits > threshold.item(), y, mask)
-        bce = net.get_frame_loss(logits, y, mask).detach().cpu().numpy()
+        score = np.asarray(self.frame_scores(net, logits, y, mask), dtype=np.float64)
+        loss = net.get_frame_loss(logits, y, mask).detach().double().cpu().numpy()
         n_models = net.module_.n_models
         active = net._running_models()
         last = getattr(self, "last_", None)
         if active is not None and last is not None:
             skipped = np.ones(n_models, dtype=bool)
             skipped[active] = False
-            skipped = np.repeat(skipped, uar.size // n_models)    # model-major targets
-            uar[skipped], bce[skipped] = last[0][skipped], last[1][skipped]
-        self.last_ = (uar.copy(), bce.copy())
-        uar_model = uar.reshape(n_models, -1).mean(1)
-        bce_model = bce.reshape(n_models, -1).sum(1)
+            skipped = np.repeat(skipped, score.size // n_models)  # model-major targets
+            score[skipped], loss[skipped] = last[0][skipped], last[1][skipped]
+        self.last_ = (score.copy(), loss.copy())
+        score_model = score.reshape(n_models, -1).mean(1)
+        loss_model = loss.reshape(n_models, -1).sum(1)
         running = (np.ones(n_models, dtype=bool) if active is None
                    else np.isin(np.arange(n_models), active))
-        net.history.record("valid_uar", float(uar.mean()))
-        net.history.record("valid_uar_per_model", uar_model.tolist())
-        # the frame BCE of the running models, comparable with train_bce
-        net.history.record("valid_loss", float(bce_model[running].sum()))
-        net.history.record("valid_loss_per_model", bce_model.tolist())
+        net.history.record(f"valid_{self.key}", float(score.mean()))
+        net.history.record(f"valid_{self.key}_per_model", score_model.tolist())
+        # the frame loss of the running models, comparable with the training frame loss
+        net.history.record("valid_loss", float(loss_model[running].sum()))
+        net.history.record("valid_loss_per_model", loss_model.tolist())
 
 
 class _TrainScores(Callback):

@@ -43,55 +43,26 @@ and a per-frame sigmoid layer gives the prediction; dropout follows every normal
 layer output; intra-attention masks padded keys (keras-self-attention does not).
 """
 
-import logging
+import inspect
 import numbers
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
-from threadpoolctl import threadpool_limits
-from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from torch import nn
 
-from ._sequence import SequenceBatch
-from .callbacks import PaperEarlyStopping, _set_active_models, _TrainScores, _ValidScores
-from .callbacks import paper_early_stopping  # noqa: F401  (public here too)
-from ._validation import label_shape
+from ._network import _ChunkDataset, _seed, _SequenceEstimator, _thread_limit  # noqa: F401
+from ._validation import check_option
+from .callbacks import _TrainScores, _ValidScores
+# public here too (their home is sklearn_s2au.callbacks)
+from .callbacks import PaperEarlyStopping, paper_early_stopping  # noqa: F401
 from .nn import EncoderDecoderNet, StackedNet
-from .nn._ops import BACKENDS, resolve_backend
-from .nn.layers import length_mask
 
 __all__ = [
     "StackedIntraAttClassifier", "EncInterAttDecClassifier", "balanced_class_weights",
     "TABLE1_CONFIGS", "PAPER_SETTINGS", "PAPER_DECODER", "paper_settings",
 ]
-
-logger = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------
-# Data plumbing
-# --------------------------------------------------------------------------------------
-
-class _ChunkDataset(torch.utils.data.Dataset):
-    """Chunks of a SequenceBatch as ``({"x", "lengths"}, labels)`` items."""
-
-    def __init__(self, batch, labels=None):
-        self.x = torch.from_numpy(np.ascontiguousarray(batch.X, dtype=np.float32))
-        self.lengths = torch.from_numpy(batch.lengths.astype(np.int64))
-        self.labels = None if labels is None else torch.from_numpy(labels)
-
-    def __len__(self):
-        return len(self.lengths)
-
-    def __getitem__(self, i):
-        y = self.labels[i] if self.labels is not None else torch.zeros(())
-        return {"x": self.x[i], "lengths": self.lengths[i]}, y
 
 
 def balanced_class_weights(labels, mask):
@@ -127,44 +98,6 @@ def balanced_class_weights(labels, mask):
     return weights
 
 
-@contextmanager
-def _thread_limit(n_threads):
-    """At most ``n_threads`` threads for torch, BLAS and the compiled loops in the block.
-
-    None leaves the process's setting as it is: torch's default (the cores) in a
-    notebook; joblib's worker processes and Dask's workers already limit it to their
-    share of the cores. The limit goes through threadpoolctl and is undone on exit
-    (the compiled loops follow ``torch.get_num_threads()``, see ``sklearn_s2au.nn._ops``).
-    """
-    if n_threads is None:
-        yield
-        return
-    with threadpool_limits(limits=int(n_threads)):
-        previous = torch.get_num_threads()
-        if previous > n_threads:          # torch's OpenMP was not found by threadpoolctl
-            torch.set_num_threads(int(n_threads))
-        try:
-            yield
-        finally:
-            if torch.get_num_threads() != previous:
-                torch.set_num_threads(previous)
-
-
-def _check_threads_and_backend(est):
-    name = type(est).__name__
-    if est.n_threads is not None and (isinstance(est.n_threads, bool) or not isinstance(
-            est.n_threads, numbers.Integral) or est.n_threads < 1):
-        raise ValueError(f"{name}: n_threads must be None or a positive integer, got "
-                         f"{est.n_threads!r}.")
-    if not isinstance(est.backend, str) or est.backend not in BACKENDS:
-        raise ValueError(f"{name}: backend must be one of {BACKENDS}, got {est.backend!r}.")
-
-
-def _require_positive_int(label, value, where=""):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{where}{label} must be a positive integer, got {value!r}.")
-
-
 def _best_uar_cut(scores, labels):
     """The cut on ``scores`` (``score > cut`` is positive) of the highest UAR, or None.
 
@@ -191,22 +124,6 @@ def _best_uar_cut(scores, labels):
     return float(candidates[np.argmin(np.abs(candidates))])
 
 
-def _seed(random_state):
-    """An int seed from ``random_state`` (an int is used as it is)."""
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        return int(random_state)
-    return int(check_random_state(random_state).randint(2 ** 31 - 1))
-
-
-def _check_batch(X, step):
-    if not isinstance(X, SequenceBatch):
-        raise TypeError(
-            f"{step} expects a SequenceBatch (the output of SequencePadder): put "
-            f"SequencePadder(max_len=...) before the classifier in the Pipeline; got "
-            f"{type(X).__name__}.")
-    return X
-
-
 # --------------------------------------------------------------------------------------
 # The estimators
 # --------------------------------------------------------------------------------------
@@ -219,219 +136,49 @@ class _FrameBCE(nn.Module):
                                                               reduction="none")
 
 
-class _SequenceClassifier(ClassifierMixin, NeuralNet):
-    """Common skorch plumbing of the paper's sequence classifiers."""
+class _SequenceClassifier(ClassifierMixin, _SequenceEstimator):
+    """The sequence networks as classifiers: 0/1 labels, class-weighted BCE, UAR."""
 
-    def __init__(self, module, *, criterion=_FrameBCE, optimizer=torch.optim.Adam, lr=1e-3,
-                 max_epochs=100, batch_size=16, multi_target="independent",
-                 valid_speakers=1, monitor="uar", patience=5, prev_rounds=15,
-                 last_top_results=10, average_epochs=1, l2_kernel=1e-1, l1_bias=1e-4,
-                 class_weight="balanced", threshold=0.5, n_threads=None, backend="auto",
-                 random_state=None, train_split=None, verbose=0, **kwargs):
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size,
-                         train_split=train_split, verbose=verbose, **kwargs)
-        self.multi_target = multi_target
-        self.valid_speakers = valid_speakers
-        self.monitor = monitor
-        self.patience = patience
-        self.prev_rounds = prev_rounds
-        self.last_top_results = last_top_results
-        self.average_epochs = average_epochs
-        self.l2_kernel = l2_kernel
-        self.l1_bias = l1_bias
+    _binary = True
+    _score = "uar"
+    _train_scores = _TrainScores
+    _valid_scores = _ValidScores
+    _kind = "classifier"
+    _what = "label"
+
+    def __init__(self, module, *, criterion=_FrameBCE, monitor="uar",
+                 class_weight="balanced", threshold=0.5, **kwargs):
+        # the shared parameters and their defaults: _SequenceEstimator
+        super().__init__(module, criterion=criterion, monitor=monitor, **kwargs)
         self.class_weight = class_weight
         self.threshold = threshold
-        self.n_threads = n_threads
-        self.backend = backend
-        self.random_state = random_state
-
-    # ---- callbacks -------------------------------------------------------------------
-
-    def get_default_callbacks(self):
-        loss = self.monitor == "loss"
-        return [
-            ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("train_scores", _TrainScores()),
-            ("valid_scores", _ValidScores()),
-            ("early_stopping", PaperEarlyStopping(
-                monitor="valid_loss" if loss else "valid_uar", patience=self.patience,
-                prev_rounds=self.prev_rounds, last_top_results=self.last_top_results,
-                lower_is_better=loss, average_epochs=self.average_epochs)),
-            ("print_log", PrintLog(keys_ignored=[
-                "valid_uar_per_model", "valid_loss_per_model", "train_bce_per_model",
-                "train_penalty_per_model"])),
-        ]
-
-    # ---- validation of parameters and data --------------------------------------------
 
     def _check_params(self):
-        if self.multi_target not in ("independent", "shared"):
-            raise ValueError(f"multi_target must be 'independent' or 'shared', got "
-                             f"{self.multi_target!r}.")
-        if self.monitor not in ("uar", "loss"):
-            raise ValueError(f"monitor must be 'uar' or 'loss', got {self.monitor!r}.")
-        if self.class_weight not in ("balanced", None):
-            raise ValueError(f"class_weight must be 'balanced' or None, got "
-                             f"{self.class_weight!r}.")
-        for name in ("patience", "prev_rounds", "last_top_results", "max_epochs",
-                     "batch_size", "average_epochs"):
-            _require_positive_int(name, getattr(self, name))
-        if self.average_epochs > self.last_top_results:
-            raise ValueError(f"average_epochs={self.average_epochs!r} must not exceed "
-                             f"last_top_results={self.last_top_results!r}: the weights are "
-                             f"averaged over the best epochs among the last "
-                             f"last_top_results.")
+        super()._check_params()
+        where = f"{type(self).__name__}: "
+        check_option(self.monitor, "monitor", ("uar", "loss"), where)
+        check_option(self.class_weight, "class_weight", ("balanced", None), where)
         auto = isinstance(self.threshold, str) and self.threshold == "auto"
         if not auto and not (isinstance(self.threshold, numbers.Real)
                              and 0.0 < float(self.threshold) < 1.0):
-            raise ValueError(f"threshold must be a probability in (0, 1) or 'auto', got "
-                             f"{self.threshold!r}.")
-        _check_threads_and_backend(self)
+            raise ValueError(f"{where}threshold must be a probability in (0, 1) or 'auto', "
+                             f"got {self.threshold!r}.")
 
-    def _model_layout(self):
-        """(n_models, n_outputs) of the network for ``n_targets_`` targets."""
-        if self.multi_target == "independent":
-            return self.n_targets_, 1
-        return 1, self.n_targets_
-
-    def _seeds(self, n_models):
-        return [int(self.random_seed_ + k) for k in range(n_models)]
-
-    # ---- skorch hooks -----------------------------------------------------------------
-
-    def initialize_module(self):
-        """Build the module with n_features, the model layout and per-model seeds.
-
-        ``fit`` takes the sizes from the data. Without data (``initialize()`` before
-        ``load_params``), they come from ``module__n_features`` and the number of
-        targets from ``module__n_models`` (``multi_target="independent"``) or
-        ``module__n_outputs`` (``"shared"``), default 1.
-        """
-        if not hasattr(self, "n_features_in_"):
-            self._sizes_from_params()
-        kwargs = self.get_params_for("module")
-        given = kwargs.get("n_features")
-        if given is not None and given != self.n_features_in_:
-            raise ValueError(f"module__n_features={given} but X has {self.n_features_in_} "
-                             f"features; drop module__n_features (it is set from X).")
-        if "backend" in kwargs:
-            raise ValueError(f"{type(self).__name__}: set backend={kwargs['backend']!r} on "
-                             f"the estimator, not module__backend.")
-        n_models, n_outputs = self._model_layout()
-        kwargs.update(n_features=self.n_features_in_, n_models=n_models, n_outputs=n_outputs,
-                      seeds=self._seeds(n_models), backend=self.backend)
-        self.module_ = self.initialized_instance(self.module, kwargs)
-        # the loops that run for this device and dtype ("compiled" raises where it can't)
-        self.backend_ = resolve_backend(self.backend, self.device,
-                                        next(self.module_.parameters()).dtype)
-        return self
-
-    def _sizes_from_params(self):
-        """What fit would set, from module__* parameters (the no-data initialize route)."""
-        kwargs = self.get_params_for("module")
-        name = type(self).__name__
-        n_features = kwargs.get("n_features")
-        if n_features is None:
-            raise RuntimeError(
-                f"{name}: the network's input size is unknown. Call fit(X, y), or, to "
-                f"initialize() a net without data (e.g. before load_params), set "
-                f"module__n_features (and module__n_models for several targets).")
-        self._check_params()
-        key = "n_models" if self.multi_target == "independent" else "n_outputs"
-        n_targets = kwargs.get(key, 1)
-        for label, value in (("module__n_features", n_features), (f"module__{key}", n_targets)):
-            _require_positive_int(label, value, where=f"{name}: ")
-        self.n_features_in_ = int(n_features)
-        self.n_targets_ = int(n_targets)
-        self.y_ndim_ = 1 if self.n_targets_ == 1 else 2
+    def _sizes_set(self):
         self.classes_ = np.array([0, 1])
-        self.random_seed_ = _seed(self.random_state)
 
-    def get_iterator(self, dataset, training=False):
-        if not training:
-            return super().get_iterator(dataset, training=False)
-        kwargs = self.get_params_for("iterator_train")
-        kwargs.setdefault("batch_size", self.batch_size)
-        kwargs.setdefault("shuffle", True)
-        if kwargs["shuffle"] and "generator" not in kwargs:
-            # a local generator: repeatable with random_state, global RNG untouched
-            kwargs["generator"] = torch.Generator().manual_seed(self.random_seed_)
-        return self.iterator_train(dataset, **kwargs)
-
-    def get_dataset(self, X, y=None):
-        if isinstance(X, torch.utils.data.Dataset):
-            return X
-        X = _check_batch(X, type(self).__name__)
-        return _ChunkDataset(X, None if y is None else X.pad_labels(y))
-
-    def _split_recordings(self, X):
-        """Positions of the training and validation recordings (speaker-independent)."""
-        n_rec = len(X)
-        everything = np.arange(n_rec)
-        vs = self.valid_speakers
-        if vs is None or (isinstance(vs, numbers.Number) and not isinstance(vs, bool)
-                          and vs == 0):
-            return everything, None
-        speakers = X.recording_speakers()
-        if all(s is None for s in speakers):
-            logger.warning("X carries no speakers; the early-stopping validation split is "
-                           "made by recording instead of by speaker.")
-            speakers = np.arange(n_rec).astype(object)
-        unique = sorted(set(speakers.tolist()), key=str)
-        if isinstance(vs, (list, tuple, np.ndarray)):
-            chosen = list(vs)
-            unknown = [s for s in chosen if s not in unique]
-            if unknown:
-                raise ValueError(f"valid_speakers {unknown} are not among the training "
-                                 f"speakers {unique}.")
-        else:
-            if isinstance(vs, bool) or not isinstance(vs, numbers.Number) or vs < 0:
-                raise ValueError(f"valid_speakers must be a count, a fraction in (0, 1), a "
-                                 f"list of speakers, 0 or None; got {vs!r}.")
-            n = int(np.ceil(vs * len(unique))) if vs < 1 else int(vs)
-            if n >= len(unique):
-                raise ValueError(
-                    f"valid_speakers={vs!r} would hold out {n} of the {len(unique)} "
-                    f"training speakers, leaving none to train on. Use fewer validation "
-                    f"speakers, or valid_speakers=0 to train without early stopping.")
-            rng = np.random.RandomState(self.random_seed_ % (2 ** 32))
-            chosen = [unique[i] for i in sorted(rng.choice(len(unique), n, replace=False))]
-        in_valid = np.isin(speakers, np.asarray(chosen, dtype=object))
-        if in_valid.all():
-            raise ValueError("valid_speakers covers every training speaker; leave at least "
-                             "one speaker for training.")
-        return np.flatnonzero(~in_valid), np.flatnonzero(in_valid)
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        """Speaker-independent train/validation split; class weights from training frames."""
-        train, valid = self._split_recordings(X)
-        y = list(y)
-        train_batch = X.select(train)
-        train_labels = self._labels_3d(train_batch, [y[i] for i in train])
+    def _set_training_targets(self, batch, labels):
+        """Class weights from the training frames (``class_weight_``)."""
         if self.class_weight == "balanced":
-            weights = balanced_class_weights(train_labels, train_batch.mask())
+            weights = balanced_class_weights(labels, batch.mask())
             for k in np.flatnonzero((weights == 0).any(1)):
                 warnings.warn(f"{type(self).__name__}: target {k} has only one class in "
                               f"the training frames; its loss only sees that class, so it "
                               f"cannot learn to detect the other.", UserWarning,
-                              stacklevel=2)
+                              stacklevel=3)
         else:
-            weights = np.ones((train_labels.shape[-1], 2))
+            weights = np.ones((labels.shape[-1], 2))
         self.class_weight_ = weights
-        self.validation_recordings_ = valid
-        dataset_train = _ChunkDataset(train_batch, train_labels)
-        if valid is None:
-            return dataset_train, None
-        valid_batch = X.select(valid)
-        return dataset_train, _ChunkDataset(valid_batch,
-                                            self._labels_3d(valid_batch, [y[i] for i in valid]))
-
-    @staticmethod
-    def _labels_3d(batch, y):
-        labels = batch.pad_labels(y)
-        return labels[..., None] if labels.ndim == 2 else labels
 
     def get_frame_loss(self, logits, y, mask):
         """Class-weighted BCE per target, averaged over the real frames: ``(K,)``.
@@ -447,97 +194,10 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
         bce = self.criterion_(logits, y) * frame_w * mask.unsqueeze(-1)
         return bce.sum((0, 1)) / mask.sum().clamp_min(1)
 
-    def _loss_terms(self, y_pred, y_true, X, training, attention_penalty=None):
-        """Frame loss and penalties of the running models: two ``(n_running,)`` tensors.
-
-        ``attention_penalty`` is the intra-attention regulariser the module returned
-        for this pass (running models only).
-        """
-        mask = length_mask(X["lengths"].to(y_pred.device), y_pred.shape[1])
-        per_target = self.get_frame_loss(y_pred, y_true, mask)
-        bce = per_target.view(self.module_.n_models, -1).sum(1)
-        penalty = torch.zeros_like(bce)
-        if training:
-            penalty = self.module_.regularisation(self.l2_kernel, self.l1_bias)
-        running = self._running_models()
-        if running is not None:
-            # models stopped by early stopping are not run: leave them out of the loss
-            index = torch.as_tensor(running, device=bce.device)
-            bce = bce.index_select(0, index)
-            penalty = penalty.index_select(0, index)
-        if attention_penalty is not None:
-            penalty = penalty + attention_penalty
-        return bce, penalty
-
-    def _running_models(self):
-        """Indices of the models still training (per-model early stopping), or None: all."""
-        return getattr(self, "_active_models_", None)
-
-    def infer(self, x, **fit_params):
-        """skorch's ``infer``, passing the running models to the module (``active``)."""
-        return super().infer(x, active=self._running_models(), **fit_params)
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Sum over models of the masked class-weighted BCE and the penalties.
-
-        Model k's loss only depends on model k's weights, so the sum trains the models
-        independently (each gets exactly the gradient of its own loss).
-        """
-        bce, penalty = self._loss_terms(y_pred, y_true, X, training)
-        return (bce + penalty).sum()
-
-    def train_step_single(self, batch, **fit_params):
-        """One backward pass; also returns the BCE and penalty terms (``_TrainScores``)."""
-        self._set_training(True)
-        Xi, yi = batch
-        # the module returns the intra-attention regulariser of this pass with the logits
-        y_pred, attention = self.infer(Xi, return_penalty=True, **fit_params)
-        bce, penalty = self._loss_terms(y_pred, yi, Xi, training=True,
-                                        attention_penalty=attention)
-        loss = (bce + penalty).sum()
-        loss.backward()
-        return {"loss": loss, "y_pred": y_pred, "bce": bce.detach(),
-                "penalty": penalty.detach()}
-
-    # ---- sklearn API ------------------------------------------------------------------
-
-    def _prepare_fit(self, X, y):
-        self._check_params()
-        X = _check_batch(X, type(self).__name__)
-        labels = X.pad_labels(y)            # checks lengths and 0/1 values per recording
-        self.n_features_in_ = X.n_features
-        self.y_ndim_ = labels.ndim - 1
-        self.n_targets_ = 1 if labels.ndim == 2 else labels.shape[-1]
-        self.classes_ = np.array([0, 1])
-        self.random_seed_ = _seed(self.random_state)
-        return X
-
-    def fit(self, X, y, **fit_params):
-        """Train on the recordings of ``X`` with per-recording label sequences ``y``.
-
-        Parameters
-        ----------
-        X : SequenceBatch
-            Padded chunks of the recordings (``SequencePadder`` output).
-        y : list or object array of n_recordings arrays
-            0/1 labels, ``(n_frames_i,)`` or ``(n_frames_i, n_targets)``.
-
-        Returns
-        -------
-        self
-        """
-        X = self._prepare_fit(X, y)
-        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
-            self.n_threads_ = torch.get_num_threads()
-            # dropout draws from torch's global generator: seed it inside a fork
-            torch.manual_seed(self.random_seed_)
-            try:
-                super().fit(X, list(y), **fit_params)
-            finally:
-                _set_active_models(self, None)
-            self._fit_threshold(X, y)
+    def _after_fit(self, X, y, partial=False):
+        self._fit_threshold(X, y)
+        if not partial:
             self._warn_constant_predictions(X)
-        return self
 
     def _fit_threshold(self, X, y):
         """``threshold_`` per target: ``threshold``, or with "auto" the validation UAR's best.
@@ -584,53 +244,6 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
                 f"model did not learn to separate the classes. {advice}; see "
                 f"plotting.plot_learning_curves(net).", UserWarning, stacklevel=3)
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """Continue training (one more ``max_epochs`` run with early stopping)."""
-        if not self.initialized_:
-            return self.fit(X, y, **fit_params)
-        X = _check_batch(X, type(self).__name__)
-        name = type(self).__name__
-        if X.n_features != self.n_features_in_:
-            raise ValueError(f"partial_fit: X has {X.n_features} features but {name} was "
-                             f"fitted with {self.n_features_in_}; call fit to train a new "
-                             f"network on these features.")
-        labels = X.pad_labels(y)
-        n_targets = 1 if labels.ndim == 2 else labels.shape[-1]
-        if n_targets != self.n_targets_ or labels.ndim - 1 != self.y_ndim_:
-            shape = label_shape(() if self.y_ndim_ == 1 else (self.n_targets_,))
-            raise ValueError(f"partial_fit: y has {n_targets} target(s) per frame "
-                             f"(arrays of {labels.ndim - 1} dimension(s)) but {name} was "
-                             f"fitted with label arrays of shape {shape}; give labels of "
-                             f"that shape, or call fit to train a new network.")
-        # as fit: dropout draws from a seeded fork of torch's generator (the seed moves
-        # on with the epochs already trained, so each call draws new masks), and the
-        # global generator is left as it was
-        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_seed_ + len(self.history))
-            try:
-                super().partial_fit(X, list(y), classes=classes, **fit_params)
-            finally:
-                _set_active_models(self, None)
-            self._fit_threshold(X, list(y))
-        return self
-
-    def _logits(self, X, check=True):
-        if check:
-            check_is_fitted(self, "n_targets_")
-        X = _check_batch(X, type(self).__name__)
-        if X.n_features != self.n_features_in_:
-            raise ValueError(f"X has {X.n_features} features but {type(self).__name__} was "
-                             f"fitted with {self.n_features_in_}.")
-        with _thread_limit(self.n_threads):
-            logits = self.forward(_ChunkDataset(X), training=False)
-        return X, logits.numpy()
-
-    def _per_recording(self, X, values):
-        out = X.unpad(values)
-        if self.y_ndim_ == 1:
-            out[:] = [v[:, 0] for v in out]
-        return out
-
     def predict_proba(self, X):
         """Probability of the positive class for every real frame of every recording.
 
@@ -650,48 +263,6 @@ class _SequenceClassifier(ClassifierMixin, NeuralNet):
             threshold = 0.5 if isinstance(self.threshold, str) else float(self.threshold)
         cut = np.log(threshold / (1.0 - np.asarray(threshold, dtype=np.float64)))
         return self._per_recording(X, (logits > cut).astype(np.int64))
-
-    def predict_attention(self, X, layer=None, model=0):
-        """Attention weights of every chunk (decoder/query step × key step).
-
-        Parameters
-        ----------
-        X : SequenceBatch
-        layer : str or None
-            ``"decoder"`` (inter-attention) or an intra-attention layer name
-            (``"intra_att1"``, ``"intra_att2"``, ``"intra_att_dec"``); None takes the
-            first attention layer of the network.
-        model : int, default=0
-            Which model (target) in ``multi_target="independent"`` mode.
-
-        Returns
-        -------
-        weights : object ndarray of n_chunks arrays ``(len_c, len_c)``
-            Rows are the real steps of chunk c and sum to 1 over its real steps. Map
-            chunks to recordings with ``X.recording`` and ``X.offset``.
-        """
-        check_is_fitted(self, "n_targets_")
-        X = _check_batch(X, type(self).__name__)
-        names = self.module_.attention_layers()
-        if not names:
-            raise ValueError(f"{type(self).__name__} with these module settings has no "
-                             f"attention layer.")
-        layer = names[0] if layer is None else layer
-        if layer not in names:
-            raise ValueError(f"layer must be one of {names}, got {layer!r}.")
-        self.module_.eval()
-        chunks = []
-        with _thread_limit(self.n_threads), torch.no_grad():
-            dataset = _ChunkDataset(X)
-            for start in range(0, len(dataset), self.batch_size):
-                x = dataset.x[start:start + self.batch_size].to(self.device)
-                lengths = dataset.lengths[start:start + self.batch_size].to(self.device)
-                _, maps = self.module_(x, lengths, return_attention=True)   # all models
-                weights = maps[layer][model].cpu().numpy()
-                chunks += [w[:n, :n] for w, n in zip(weights, lengths.tolist())]
-        out = np.empty(len(chunks), dtype=object)
-        out[:] = chunks
-        return out
 
     def score(self, X, y, sample_weight=None):
         """UAR over all real frames (averaged over targets), as ``uar_scorer``."""
@@ -809,11 +380,13 @@ _CLASS_DOC_COMMON = """
 
 
 class StackedIntraAttClassifier(_SequenceClassifier):
-    __doc__ = ("""Two stacked BiLSTMs with optional intra-attention (Table I, rows 1-5).
+    __doc__ = ("""Two stacked BiLSTMs, by default without intra-attention (Table I, rows 1-5).
 
-    Stacked-NoAtt, Stacked-IntraAtt (``module__intra_att=("bi", w)`` between the BiLSTMs)
-    and 2xStacked-IntraAtt (``module__intra_att_layers="each"``: after each BiLSTM).
-    By default no intra-attention: Stacked-NoAtt.
+    **The default is Stacked-NoAtt** (``module__intra_att=None``), Table I's first row
+    and the baseline the paper compares with; the class is named after the family, whose
+    intra-attention is one parameter away. Stacked-IntraAtt is ``module__intra_att=("bi", w)`` (between
+    the BiLSTMs) and 2xStacked-IntraAtt adds ``module__intra_att_layers="each"`` (after
+    each BiLSTM); ``TABLE1_CONFIGS`` holds all five.
 
     The training defaults are the package's (Adam lr 1e-3 and batch 16, the paper: 1e-4
     and 32); the paper's are ``clf.set_params(**PAPER_SETTINGS)``.
@@ -825,7 +398,7 @@ class StackedIntraAttClassifier(_SequenceClassifier):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_s2au._sequence import SequenceBatch
+    >>> from sklearn_s2au.preprocessing import SequenceBatch
     >>> from sklearn_s2au.classifiers import StackedIntraAttClassifier
     >>> rng = np.random.RandomState(0)
     >>> feats = [rng.randn(n, 4).astype("float32") for n in (30, 25, 40, 20)]
@@ -869,7 +442,7 @@ class EncInterAttDecClassifier(_SequenceClassifier):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_s2au._sequence import SequenceBatch
+    >>> from sklearn_s2au.preprocessing import SequenceBatch
     >>> from sklearn_s2au.classifiers import EncInterAttDecClassifier
     >>> rng = np.random.RandomState(0)
     >>> feats = [rng.randn(n, 4).astype("float32") for n in (30, 25, 40, 20)]
@@ -912,13 +485,16 @@ def paper_settings(estimator):
     Parameters
     ----------
     estimator : estimator instance or class
-        A `StackedIntraAttClassifier` or `EncInterAttDecClassifier`, or either class.
+        One of the sequence networks (`StackedIntraAttClassifier`,
+        `EncInterAttDecClassifier` or their regressors in `sklearn_s2au.regressors`), or
+        its class.
 
     Returns
     -------
     settings : dict
-        `PAPER_SETTINGS`, plus `PAPER_DECODER` for `EncInterAttDecClassifier`: the
-        ``set_params`` arguments of the paper's training (a new dict each call).
+        `PAPER_SETTINGS`, plus `PAPER_DECODER` for an encoder-decoder network (its
+        ``module`` an `~sklearn_s2au.nn.EncoderDecoderNet`): the ``set_params``
+        arguments of the paper's training (a new dict each call).
 
     Examples
     --------
@@ -929,9 +505,13 @@ def paper_settings(estimator):
     >>> clf.lr, clf.l2_kernel, clf.module__attention_window
     (0.0001, 0.1, None)
     """
-    cls = estimator if isinstance(estimator, type) else type(estimator)
+    if isinstance(estimator, type):
+        module = inspect.signature(estimator.__init__).parameters["module"].default
+    else:
+        module = estimator.module
+    module = module if isinstance(module, type) else type(module)
     settings = dict(PAPER_SETTINGS)
-    if issubclass(cls, EncInterAttDecClassifier):
+    if issubclass(module, EncoderDecoderNet):
         settings.update(PAPER_DECODER)
     return settings
 

@@ -21,6 +21,8 @@ import re
 import numpy as np
 from sklearn.utils import Bunch
 
+from ._utils import object_array
+
 __all__ = ["AUS", "PHASES", "au_name", "phase_name", "au_phases"]
 
 #: The 8 Action Units of the paper, in its order.
@@ -251,9 +253,7 @@ def _restore(flat, lengths, layout):
         return flat
     if layout == "2d":
         return flat.reshape(len(lengths), -1)
-    out = np.empty(len(lengths), dtype=object)
-    out[:] = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
-    return out
+    return object_array(np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else [])
 
 
 def _moving_average(x, lengths, width):

@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
 
 from ._sequence import SequenceBatch
+from ._validation import _label
 
 __all__ = ["sequence_uar", "sequence_ccc", "sequence_pearson", "SequenceUARScorer",
            "SequenceCCCScorer", "SequencePearsonScorer", "uar_scorer",
@@ -47,10 +48,6 @@ def _as_sequences(y, name):
     return [np.asarray(v) for v in y], index
 
 
-def _where(index, i):
-    return repr(index[i]) if index is not None else str(i)
-
-
 def _frame_matrices(y_true, y_pred, targets, func, what):
     """Check per-recording truths and predictions; concatenate their real frames.
 
@@ -67,17 +64,17 @@ def _frame_matrices(y_true, y_pred, targets, func, what):
         raise ValueError(f"{func}: no recordings given.")
     for i, (t, p) in enumerate(zip(true_seqs, pred_seqs)):
         if t.ndim not in (1, 2):
-            raise ValueError(f"{func}: {what} of recording {_where(index, i)} have "
+            raise ValueError(f"{func}: {what} of recording {_label(index, i)} have "
                              f"shape {t.shape}; expected (n_frames,) or (n_frames, "
                              f"n_targets).")
         if t.shape != p.shape:
             raise ValueError(
-                f"{func}: recording {_where(index, i)} has true {what} of shape "
+                f"{func}: recording {_label(index, i)} has true {what} of shape "
                 f"{t.shape} but predictions of shape {p.shape}; every real frame needs "
                 f"exactly one prediction (check that predict returns per-recording arrays "
                 f"of full length, in input order).")
         if t.ndim != true_seqs[0].ndim or t.shape[1:] != true_seqs[0].shape[1:]:
-            raise ValueError(f"{func}: recording {_where(index, i)} has {what} of "
+            raise ValueError(f"{func}: recording {_label(index, i)} has {what} of "
                              f"shape {t.shape} but the first recording has "
                              f"{true_seqs[0].shape}; all recordings need the same targets.")
     flat_true = np.concatenate(true_seqs, axis=0)

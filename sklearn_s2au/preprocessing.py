@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._sequence import SequenceBatch
+from ._utils import object_array
 from ._validation import FEATURES_COL, check_frame_table, sequence_input_tags
 
 __all__ = ["SpeakerNormaliser", "SequencePadder", "SequenceBatch"]
@@ -56,11 +57,8 @@ def _inverse_scale(std):
 
 def _frame_table_like(X, features):
     """Copy of frame table ``X`` with its features column replaced, same index/columns."""
-    column = np.empty(len(features), dtype=object)
-    for i, arr in enumerate(features):
-        column[i] = arr
     out = X.copy()
-    out[FEATURES_COL] = pd.Series(column, index=X.index, dtype=object)
+    out[FEATURES_COL] = pd.Series(object_array(features), index=X.index, dtype=object)
     return out
 
 

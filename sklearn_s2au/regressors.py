@@ -6,8 +6,8 @@ binary classification", as scikit-learn regressors with the classifiers' I/O:
 :class:`~sklearn_s2au.preprocessing.SequenceBatch` (from ``SequencePadder``) and one
 real-valued target sequence per recording (AU intensities 0-5, e.g.
 ``corpus.intensity(aus=[...])``) and return one float prediction per real frame of every
-recording. They are the classifiers' networks and training machinery (they subclass
-them) with a linear output and a regression policy:
+recording. They share the classifiers' networks and training machinery
+(``sklearn_s2au._network``) and add a linear output and a regression policy:
 
 * the loss is the mean squared error over the real frames of every target (``loss="mse"``,
   the default), or ``1 - CCC`` over the real frames of each batch (``loss="ccc"``), plus
@@ -22,20 +22,13 @@ Every ``module__*`` setting of the classifiers applies, including the encoders
 (``module__encoder="lstm" | "transformer" | "tcn"``).
 """
 
-import numbers
-
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin
-from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
-from skorch.callbacks import Callback, EpochTimer, PassthroughScoring, PrintLog
 
-from ._sequence import SequenceBatch
-from ._validation import label_shape
-from .callbacks import PaperEarlyStopping, _set_active_models, _TrainScores
-from .classifiers import (_check_threads_and_backend, _ChunkDataset, _require_positive_int,
-                          _seed, _SequenceClassifier, _thread_limit)
+from ._network import _SequenceEstimator
+from ._validation import check_clip, check_option
+from .callbacks import _TrainScores, _ValidScores
 from .metrics import sequence_ccc
 from .nn import EncoderDecoderNet, StackedNet
 from .nn.layers import length_mask
@@ -43,15 +36,6 @@ from .nn.layers import length_mask
 __all__ = ["StackedIntraAttRegressor", "EncInterAttDecRegressor", "masked_ccc"]
 
 LOSSES = ("mse", "ccc")
-
-
-def _check_batch(X, step):
-    if not isinstance(X, SequenceBatch):
-        raise TypeError(
-            f"{step} expects a SequenceBatch (the output of SequencePadder): put "
-            f"SequencePadder(max_len=...) before the regressor in the Pipeline; got "
-            f"{type(X).__name__}.")
-    return X
 
 
 def masked_ccc(pred, true, mask, eps=0.0):
@@ -94,50 +78,13 @@ def masked_ccc(pred, true, mask, eps=0.0):
     return 2 * cov / (var_p + var_t + (mean_p - mean_t) ** 2 + eps)
 
 
-class _ValidRegressionScores(Callback):
-    """Per-model validation CCC and frame loss from the cached predictions.
+class _ValidRegressionScores(_ValidScores):
+    """Per-model validation CCC and frame loss (see `~sklearn_s2au.callbacks`)."""
 
-    Models the network skipped (stopped by early stopping) keep the scores of the
-    previous epoch: their weights have not changed since.
-    """
+    key = "ccc"
 
-    def on_train_begin(self, net, **kwargs):
-        self.last_ = None
-
-    def on_epoch_begin(self, net, **kwargs):
-        self.batches_ = []
-
-    def on_batch_end(self, net, batch=None, training=False, **kwargs):
-        if not training:
-            X, y = batch
-            self.batches_.append((kwargs["y_pred"].detach(), y, X["lengths"]))
-
-    def on_epoch_end(self, net, **kwargs):
-        if not self.batches_:
-            return
-        pred = torch.cat([b[0] for b in self.batches_])
-        y = torch.cat([b[1] for b in self.batches_]).to(pred.dtype)
-        lengths = torch.cat([b[2] for b in self.batches_])
-        self.batches_ = []
-        mask = length_mask(lengths, pred.shape[1])
-        ccc = masked_ccc(pred.double(), y.double(), mask).numpy()
-        loss = net.get_frame_loss(pred, y, mask).detach().double().numpy()
-        n_models = net.module_.n_models
-        active = net._running_models()
-        if active is not None and self.last_ is not None:
-            skipped = np.ones(n_models, dtype=bool)
-            skipped[active] = False
-            skipped = np.repeat(skipped, ccc.size // n_models)    # model-major targets
-            ccc[skipped], loss[skipped] = self.last_[0][skipped], self.last_[1][skipped]
-        self.last_ = (ccc.copy(), loss.copy())
-        ccc_model = ccc.reshape(n_models, -1).mean(1)
-        loss_model = loss.reshape(n_models, -1).sum(1)
-        running = (np.ones(n_models, dtype=bool) if active is None
-                   else np.isin(np.arange(n_models), active))
-        net.history.record("valid_ccc", float(np.mean(ccc)))
-        net.history.record("valid_ccc_per_model", ccc_model.tolist())
-        net.history.record("valid_loss", float(loss_model[running].sum()))
-        net.history.record("valid_loss_per_model", loss_model.tolist())
+    def frame_scores(self, net, pred, y, mask):
+        return masked_ccc(pred.double(), y.double(), mask).numpy()
 
 
 class _TrainRegressionScores(_TrainScores):
@@ -157,111 +104,36 @@ class _FrameSquaredError(torch.nn.Module):
         return (pred - target) ** 2
 
 
-class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
-    """The classifiers' skorch plumbing with a regression loss, scores and output.
+class _SequenceRegressor(RegressorMixin, _SequenceEstimator):
+    """The sequence networks as regressors: real-valued targets, MSE or 1 - CCC, CCC.
 
-    Subclasses `_SequenceClassifier` for its data plumbing, speaker-independent
-    validation split, per-model early stopping, model skipping and threading, and
-    replaces what is specific to 0/1 labels (class weights, BCE, UAR, thresholds).
+    The classifiers' data plumbing, speaker-independent validation split, per-model
+    early stopping, model skipping and threading (`_SequenceEstimator`), with what is
+    specific to real-valued targets.
     """
 
-    def __init__(self, module, *, criterion=_FrameSquaredError, optimizer=torch.optim.Adam,
-                 lr=1e-3, max_epochs=100, batch_size=16, multi_target="independent",
-                 valid_speakers=1, loss="mse", monitor="ccc", patience=5, prev_rounds=15,
-                 last_top_results=10, average_epochs=1, l2_kernel=1e-1, l1_bias=1e-4,
-                 clip=(0.0, 5.0), n_threads=None, backend="auto", random_state=None,
-                 train_split=None, verbose=0, **kwargs):
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size,
-                         multi_target=multi_target, valid_speakers=valid_speakers,
-                         monitor=monitor, patience=patience, prev_rounds=prev_rounds,
-                         last_top_results=last_top_results, average_epochs=average_epochs,
-                         l2_kernel=l2_kernel, l1_bias=l1_bias, n_threads=n_threads,
-                         backend=backend, random_state=random_state,
-                         train_split=train_split, verbose=verbose, **kwargs)
-        # skorch counts every public attribute as a parameter: the classifiers' class
-        # weights and threshold have no meaning here
-        del self.class_weight, self.threshold
+    _binary = False
+    _score = "ccc"
+    _train_scores = _TrainRegressionScores
+    _valid_scores = _ValidRegressionScores
+    _kind = "regressor"
+    _what = "target"
+
+    def __init__(self, module, *, criterion=_FrameSquaredError, loss="mse", monitor="ccc",
+                 clip=(0.0, 5.0), **kwargs):
+        # the shared parameters and their defaults: _SequenceEstimator
+        super().__init__(module, criterion=criterion, monitor=monitor, **kwargs)
         self.loss = loss
         self.clip = clip
 
-    # ---- callbacks -------------------------------------------------------------------
-
-    def get_default_callbacks(self):
-        lower = self.monitor == "loss"
-        return [
-            ("epoch_timer", EpochTimer()),
-            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-            ("train_scores", _TrainRegressionScores()),
-            ("valid_scores", _ValidRegressionScores()),
-            ("early_stopping", PaperEarlyStopping(
-                monitor="valid_loss" if lower else "valid_ccc", patience=self.patience,
-                prev_rounds=self.prev_rounds, last_top_results=self.last_top_results,
-                lower_is_better=lower, average_epochs=self.average_epochs)),
-            ("print_log", PrintLog(keys_ignored=[
-                "valid_ccc_per_model", "valid_loss_per_model",
-                "train_frame_loss_per_model", "train_penalty_per_model"])),
-        ]
-
-    # ---- validation of parameters and data --------------------------------------------
-
     def _check_params(self):
-        name = type(self).__name__
-        if self.multi_target not in ("independent", "shared"):
-            raise ValueError(f"{name}: multi_target must be 'independent' or 'shared', got "
-                             f"{self.multi_target!r}.")
-        if self.loss not in LOSSES:
-            raise ValueError(f"{name}: loss must be 'mse' (mean squared error over real "
-                             f"frames) or 'ccc' (1 - CCC), got {self.loss!r}.")
-        if self.monitor not in ("ccc", "loss"):
-            raise ValueError(f"{name}: monitor must be 'ccc' (validation CCC) or 'loss', "
-                             f"got {self.monitor!r}.")
-        for param in ("patience", "prev_rounds", "last_top_results", "max_epochs",
-                      "batch_size", "average_epochs"):
-            _require_positive_int(param, getattr(self, param), where=f"{name}: ")
-        if self.average_epochs > self.last_top_results:
-            raise ValueError(f"{name}: average_epochs={self.average_epochs!r} must not "
-                             f"exceed last_top_results={self.last_top_results!r}.")
-        if self.clip is not None:
-            ok = (isinstance(self.clip, (tuple, list)) and len(self.clip) == 2
-                  and all(isinstance(v, numbers.Real) and not isinstance(v, bool)
-                          for v in self.clip) and self.clip[0] < self.clip[1])
-            if not ok:
-                raise ValueError(f"{name}: clip must be None or a range (low, high) with "
-                                 f"low < high, e.g. (0, 5) for AU intensities; got "
-                                 f"{self.clip!r}.")
-        _check_threads_and_backend(self)
-
-    def _sizes_from_params(self):
-        super()._sizes_from_params()
-        del self.classes_
-
-    # ---- skorch hooks -----------------------------------------------------------------
-
-    def get_dataset(self, X, y=None):
-        if isinstance(X, torch.utils.data.Dataset):
-            return X
-        X = _check_batch(X, type(self).__name__)
-        return _ChunkDataset(X, None if y is None else X.pad_labels(y, binary=False))
-
-    @staticmethod
-    def _labels_3d(batch, y):
-        labels = batch.pad_labels(y, binary=False)
-        return labels[..., None] if labels.ndim == 2 else labels
-
-    def get_split_datasets(self, X, y=None, **fit_params):
-        """Speaker-independent train/validation split (no class weights)."""
-        train, valid = self._split_recordings(X)
-        y = list(y)
-        train_batch = X.select(train)
-        self.validation_recordings_ = valid
-        dataset_train = _ChunkDataset(train_batch,
-                                      self._labels_3d(train_batch, [y[i] for i in train]))
-        if valid is None:
-            return dataset_train, None
-        valid_batch = X.select(valid)
-        return dataset_train, _ChunkDataset(valid_batch,
-                                            self._labels_3d(valid_batch, [y[i] for i in valid]))
+        super()._check_params()
+        where = f"{type(self).__name__}: "
+        check_option(self.loss, "loss", LOSSES, where,
+                     explain="'mse' (mean squared error over real frames) or 'ccc' (1 - CCC)")
+        check_option(self.monitor, "monitor", ("ccc", "loss"), where,
+                     explain="'ccc' (validation CCC) or 'loss'")
+        check_clip(self.clip, "clip", where)
 
     def get_frame_loss(self, pred, y, mask):
         """Frame loss per target over the real frames: ``(K,)``.
@@ -274,82 +146,6 @@ class _SequenceRegressor(RegressorMixin, _SequenceClassifier):
             return 1.0 - masked_ccc(pred, y, mask, eps=1e-6)
         error = self.criterion_(pred, y) * mask.unsqueeze(-1)
         return error.sum((0, 1)) / mask.sum().clamp_min(1)
-
-
-    # ---- sklearn API ------------------------------------------------------------------
-
-    def _prepare_fit(self, X, y):
-        self._check_params()
-        X = _check_batch(X, type(self).__name__)
-        targets = X.pad_labels(y, binary=False)     # lengths and finite values per recording
-        self.n_features_in_ = X.n_features
-        self.y_ndim_ = targets.ndim - 1
-        self.n_targets_ = 1 if targets.ndim == 2 else targets.shape[-1]
-        self.random_seed_ = _seed(self.random_state)
-        return X
-
-    def fit(self, X, y, **fit_params):
-        """Train on the recordings of ``X`` with per-recording target sequences ``y``.
-
-        Parameters
-        ----------
-        X : SequenceBatch
-            Padded chunks of the recordings (``SequencePadder`` output).
-        y : list or object array of n_recordings arrays
-            Real-valued targets (AU intensities), ``(n_frames_i,)`` or
-            ``(n_frames_i, n_targets)``, e.g. ``corpus.intensity(aus=[...])``.
-
-        Returns
-        -------
-        self
-        """
-        X = self._prepare_fit(X, y)
-        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
-            self.n_threads_ = torch.get_num_threads()
-            # dropout draws from torch's global generator: seed it inside a fork
-            torch.manual_seed(self.random_seed_)
-            try:
-                NeuralNet.fit(self, X, list(y), **fit_params)
-            finally:
-                _set_active_models(self, None)
-        return self
-
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """Continue training (one more ``max_epochs`` run with early stopping)."""
-        if not self.initialized_:
-            return self.fit(X, y, **fit_params)
-        X = _check_batch(X, type(self).__name__)
-        name = type(self).__name__
-        if X.n_features != self.n_features_in_:
-            raise ValueError(f"partial_fit: X has {X.n_features} features but {name} was "
-                             f"fitted with {self.n_features_in_}; call fit to train a new "
-                             f"network on these features.")
-        targets = X.pad_labels(y, binary=False)
-        n_targets = 1 if targets.ndim == 2 else targets.shape[-1]
-        if n_targets != self.n_targets_ or targets.ndim - 1 != self.y_ndim_:
-            shape = label_shape(() if self.y_ndim_ == 1 else (self.n_targets_,))
-            raise ValueError(f"partial_fit: y has {n_targets} target(s) per frame "
-                             f"(arrays of {targets.ndim - 1} dimension(s)) but {name} was "
-                             f"fitted with target arrays of shape {shape}; give targets of "
-                             f"that shape, or call fit to train a new network.")
-        with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_seed_ + len(self.history))
-            try:
-                NeuralNet.partial_fit(self, X, list(y), **fit_params)
-            finally:
-                _set_active_models(self, None)
-        return self
-
-    def _logits(self, X, check=True):
-        if check:
-            check_is_fitted(self, "n_targets_")
-        X = _check_batch(X, type(self).__name__)
-        if X.n_features != self.n_features_in_:
-            raise ValueError(f"X has {X.n_features} features but {type(self).__name__} was "
-                             f"fitted with {self.n_features_in_}; use the same feature set.")
-        with _thread_limit(self.n_threads):
-            out = self.forward(_ChunkDataset(X), training=False)
-        return X, out.numpy()
 
     def predict(self, X):
         """Predicted target (AU intensity) of every real frame, one array per recording.
@@ -474,7 +270,7 @@ _REGRESSOR_DOC_COMMON = """
 
 
 class StackedIntraAttRegressor(_SequenceRegressor):
-    __doc__ = ("""AU intensity from two stacked sequence layers (BiLSTM by default).
+    __doc__ = ("""AU intensity from two stacked BiLSTMs, by default without intra-attention.
 
     The network of `~sklearn_s2au.classifiers.StackedIntraAttClassifier` (Table I, rows
     1-5) with a linear output per frame, trained on real-valued targets.
@@ -483,7 +279,7 @@ class StackedIntraAttRegressor(_SequenceRegressor):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_s2au._sequence import SequenceBatch
+    >>> from sklearn_s2au.preprocessing import SequenceBatch
     >>> from sklearn_s2au.regressors import StackedIntraAttRegressor
     >>> rng = np.random.RandomState(0)
     >>> feats = [rng.randn(n, 4).astype("float32") for n in (30, 25, 40, 20)]
@@ -510,7 +306,7 @@ class EncInterAttDecRegressor(_SequenceRegressor):
     Examples
     --------
     >>> import numpy as np
-    >>> from sklearn_s2au._sequence import SequenceBatch
+    >>> from sklearn_s2au.preprocessing import SequenceBatch
     >>> from sklearn_s2au.regressors import EncInterAttDecRegressor
     >>> rng = np.random.RandomState(0)
     >>> feats = [rng.randn(n, 4).astype("float32") for n in (30, 25, 40, 20)]

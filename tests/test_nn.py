@@ -380,7 +380,7 @@ def test_masked_batch_norm_uses_real_frames_only():
                           / torch.sqrt(bn.running_var[:, None] + 1e-3), atol=1e-5)
 
 
-def test_regularisation_is_keras_l2_kernel_l1_bias():
+def test_weight_penalty_is_keras_l2_kernel_l1_bias():
     net = _net("Stacked-NoAtt")
     with torch.no_grad():
         for p in net.parameters():
@@ -389,7 +389,7 @@ def test_regularisation_is_keras_l2_kernel_l1_bias():
     n_kernel = 2 * 5 * 24 + 2 * 6 * 24 + 6
     n_bias = 2 * 24 * 2 + 1
     expected = 0.1 * n_kernel * 0.25 + 1e-4 * n_bias * 0.5
-    assert net.regularisation(0.1, 1e-4).item() == pytest.approx(expected)
+    assert net.weight_penalty(0.1, 1e-4).item() == pytest.approx(expected)
 
 
 def test_invalid_module_settings_are_named():

@@ -458,3 +458,12 @@ def test_padding_never_reaches_a_real_prediction():
     for a, b in zip(reg.predict(garbage), reg.predict(X)):
         np.testing.assert_array_equal(a, b)
     assert length_mask(torch.from_numpy(X.lengths), X.max_len).sum() == sum(map(len, feats))
+
+
+def test_paper_settings_cover_the_regressors():
+    from sklearn_s2au.classifiers import PAPER_DECODER, PAPER_SETTINGS, paper_settings
+
+    assert paper_settings(EncInterAttDecRegressor) == {**PAPER_SETTINGS, **PAPER_DECODER}
+    assert paper_settings(EncInterAttDecRegressor(lr=0.5)) == {**PAPER_SETTINGS,
+                                                               **PAPER_DECODER}
+    assert paper_settings(StackedIntraAttRegressor()) == PAPER_SETTINGS

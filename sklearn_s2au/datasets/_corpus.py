@@ -8,6 +8,7 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 from ..labels import PHASES, au_name, au_phases, phase_name
+from .._utils import object_array
 from ._openface import _write_openface
 from ._oracle import _oracle
 
@@ -64,13 +65,10 @@ class AUIntensity(dict):
                              "aus=['AU12', 'AU17'], or aus=None for all of them.")
         columns = [self[name] for name in names]
         n_recordings = len(columns[0])
-        y = np.empty(n_recordings, dtype=object)
         if single:
-            y[:] = [np.array(c, dtype=np.float64) for c in columns[0]]
-        else:
-            y[:] = [np.stack([np.asarray(c[i], dtype=np.float64) for c in columns], axis=1)
-                    for i in range(n_recordings)]
-        return y
+            return object_array(np.array(c, dtype=np.float64) for c in columns[0])
+        return object_array(np.stack([np.asarray(c[i], dtype=np.float64) for c in columns],
+                                     axis=1) for i in range(n_recordings))
 
     def _name(self, au):
         name = au_name(au)
@@ -175,9 +173,7 @@ class AUCorpus(Bunch):
         (True, True)
         """
         sequences = self._phases(self._au(au))[phase_name(phase)]
-        y = np.empty(len(sequences), dtype=object)
-        y[:] = [s.copy() for s in sequences]
-        return y
+        return object_array(s.copy() for s in sequences)
 
     def labels_frame(self, aus=None, phases=None):
         """Several AU sub-classes at once, one ``(n_frames_i, n_targets)`` array each.
@@ -209,8 +205,8 @@ class AUCorpus(Bunch):
         if not aus or not phases:
             raise ValueError("labels_frame needs at least one AU and one sub-class.")
         columns = [self._phases(au)[phase] for au in aus for phase in phases]
-        y = np.empty(len(self["X"]), dtype=object)
-        y[:] = [np.stack([c[i] for c in columns], axis=1) for i in range(len(y))]
+        y = object_array(np.stack([c[i] for c in columns], axis=1)
+                         for i in range(len(self["X"])))
         return Bunch(y=y, target_names=[f"{au}_{phase}" for au in aus for phase in phases])
 
     def oracle(self, aus=None, phases=None, *, context=2):
@@ -320,7 +316,4 @@ def _safe_stem(name, i):
     return stem or f"recording_{i}"
 
 
-def _object_array(items):
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
+_object_array = object_array       # the name the corpus modules import

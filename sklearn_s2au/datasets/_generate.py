@@ -9,6 +9,7 @@ from scipy.ndimage import uniform_filter1d
 from scipy.signal import lfilter, resample_poly
 
 from ..framing import frame_count
+from .._utils import seed_from
 from ..labels import AUS, au_phases
 from ._corpus import AUCorpus, _object_array
 from ._face import _AU_LAG, _faces
@@ -190,20 +191,7 @@ def make_speech_au_corpus(n_speakers=10, recordings_per_speaker=16, sampling_rat
                f"sklearn_s2au.datasets.make_speech_au_corpus for the generative model."))
 
 
-def _seed(random_state):
-    """An integer seed from the usual sklearn random_state values."""
-    if random_state is None:
-        return np.random.SeedSequence().entropy
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
-        if random_state < 0:
-            raise ValueError(f"random_state must be >= 0, got {random_state}.")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**63))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2**31))
-    raise ValueError(f"random_state must be None, an int, a numpy Generator or a "
-                     f"RandomState, got {random_state!r}.")
+_seed = seed_from
 
 
 def _speaker_profile(rng, index):

@@ -4,9 +4,10 @@ Every module carries a leading ``n_models`` axis on its parameters so that K mod
 disjoint weights (one per target, as in the paper) train in one vectorised pass.
 """
 
-from .layers import (ENCODERS, AttentionDecoder, BiLSTM, IntraAttention, MaskedBatchNorm,
-                     TemporalConvEncoder, TimeDense, TransformerEncoderLayer, length_mask,
-                     reverse_within_lengths, sinusoidal_positions)
+from .encoders import (ENCODERS, TemporalConvEncoder, TransformerEncoderLayer,
+                       sinusoidal_positions)
+from .layers import (AttentionDecoder, BiLSTM, IntraAttention, MaskedBatchNorm, TimeDense,
+                     length_mask, reverse_within_lengths)
 from .models import EncoderDecoderNet, StackedNet
 
 __all__ = [

@@ -19,9 +19,9 @@ temporal convolutions (`TemporalConvEncoder`); the BiLSTM (``"lstm"``) is the de
 import torch
 from torch import nn
 
+from .encoders import TemporalConvEncoder, TransformerEncoderLayer, check_encoder
 from .layers import (AttentionDecoder, BiLSTM, IntraAttention, KModule, MaskedBatchNorm,
-                     TemporalConvEncoder, TimeDense, TransformerEncoderLayer, check_encoder,
-                     check_window, length_mask)
+                     TimeDense, check_window, length_mask)
 
 __all__ = ["StackedNet", "EncoderDecoderNet"]
 
@@ -181,12 +181,12 @@ class _SequenceNet(nn.Module):
             logits = nn.functional.pad(logits, (0, 0, 0, t_full - t_len))
         return logits
 
-    def regularisation(self, l2_kernel, l1_bias):
+    def weight_penalty(self, l2_kernel, l1_bias):
         """Keras-style weight penalties per model: ``(n_models,)``."""
         total = next(self.parameters()).new_zeros(self.n_models)
         for module in self.modules():
             if isinstance(module, KModule):
-                term = module.regularisation(l2_kernel, l1_bias)
+                term = module.weight_penalty(l2_kernel, l1_bias)
                 if term is not None:
                     total = total + term
         return total
@@ -220,9 +220,9 @@ class StackedNet(_SequenceNet):
         is the compiled loops where they can run.
     encoder : {"lstm", "transformer", "tcn"}, default="lstm"
         The two stacked sequence layers: BiLSTMs (the paper), masked Transformer
-        encoder layers (`~sklearn_s2au.nn.layers.TransformerEncoderLayer`, sinusoidal
+        encoder layers (`~sklearn_s2au.nn.TransformerEncoderLayer`, sinusoidal
         positional encoding on the first) or blocks of dilated temporal convolutions
-        (`~sklearn_s2au.nn.layers.TemporalConvEncoder`). Extension, not in the paper.
+        (`~sklearn_s2au.nn.TemporalConvEncoder`). Extension, not in the paper.
     n_heads : int, default=4
         Attention heads of the Transformer layers (must divide ``hidden_size``).
     tcn_kernel_size, tcn_levels : int, default=3, 3
