@@ -27,7 +27,7 @@ from ._sequence import SequenceBatch
 from ._utils import object_array, seed_from
 from ._validation import check_option, check_positive_int, label_shape
 from .callbacks import PaperEarlyStopping, _set_active_models
-from .nn._ops import BACKENDS, resolve_backend
+from .nn._ops import BACKENDS, loop_threads, resolve_backend, use_loop_threads
 from .nn.layers import length_mask
 
 logger = logging.getLogger(__name__)
@@ -51,20 +51,20 @@ class _ChunkDataset(torch.utils.data.Dataset):
 
 @contextmanager
 def _thread_limit(n_threads):
-    """At most ``n_threads`` threads for torch, BLAS and the compiled loops in the block.
+    """``n_threads`` threads for the compiled loops, one for torch's own operations.
 
-    None leaves the process's setting as it is: torch's default (the cores) in a
-    notebook; joblib's worker processes and Dask's workers already limit it to their
-    share of the cores. The limit goes through threadpoolctl and is undone on exit
-    (the compiled loops follow ``torch.get_num_threads()``, see ``sklearn_s2au.nn._ops``).
+    None takes torch's thread count of the process: the cores in a notebook; joblib's
+    worker processes and Dask's workers already limit it to their share. The compiled
+    loops share the sequences of a batch out over these threads; torch's operations
+    around them (projections, batch norm, the optimiser) are small, and torch's OpenMP
+    threads keep spinning after each of them, stealing the cores from the loops, so
+    they run on one thread (threadpoolctl; undone on exit, as is every change here).
     """
-    if n_threads is None:
-        yield
-        return
-    with threadpool_limits(limits=int(n_threads)):
+    n = torch.get_num_threads() if n_threads is None else int(n_threads)
+    with threadpool_limits(limits=1, user_api="openmp"), use_loop_threads(n):
         previous = torch.get_num_threads()
-        if previous > n_threads:          # torch's OpenMP was not found by threadpoolctl
-            torch.set_num_threads(int(n_threads))
+        if previous > 1:                  # torch's OpenMP was not found by threadpoolctl
+            torch.set_num_threads(1)
         try:
             yield
         finally:
@@ -377,7 +377,7 @@ class _SequenceEstimator(NeuralNet):
         """
         X = self._prepare_fit(X, y)
         with _thread_limit(self.n_threads), torch.random.fork_rng(devices=[]):
-            self.n_threads_ = torch.get_num_threads()
+            self.n_threads_ = loop_threads()
             # dropout draws from torch's global generator: seed it inside a fork
             torch.manual_seed(self.random_seed_)
             try:

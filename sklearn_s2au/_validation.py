@@ -183,14 +183,24 @@ def check_labels(y, n_frames, *, index=None, step="this step", allow_2d=True, bi
 # One spelling of the checks every estimator makes of its own parameters; ``where``
 # prefixes the message (e.g. "EncInterAttDecClassifier: ").
 
-def check_positive_int(value, name, where="", allow_none=False):
-    """``value`` must be an int >= 1 (not a bool), or None when ``allow_none``."""
+def check_int(value, name, low, where="", allow_none=False, what=None, explain=""):
+    """``value`` must be an int >= ``low`` (not a bool), or None when ``allow_none``.
+
+    The message says ``what`` it must be (default "an integer >= low") and ``explain``.
+    """
     if allow_none and value is None:
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         none = "None or " if allow_none else ""
-        raise ValueError(f"{where}{name} must be {none}a positive integer, got {value!r}.")
+        what = f"an integer >= {low}" if what is None else what
+        raise ValueError(f"{where}{name} must be {none}{what}{explain}, got {value!r}.")
     return value
+
+
+def check_positive_int(value, name, where="", allow_none=False, explain=""):
+    """``value`` must be an int >= 1 (not a bool), or None when ``allow_none``."""
+    return check_int(value, name, 1, where, allow_none, what="a positive integer",
+                     explain=explain)
 
 
 def check_option(value, name, options, where="", explain=None):

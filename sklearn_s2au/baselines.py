@@ -1,7 +1,6 @@
 """Frame-by-frame baselines: any scikit-learn classifier or regressor with the sequence
 models' I/O."""
 
-import numbers
 import warnings
 
 import numpy as np
@@ -15,8 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._sequence import SequenceBatch
 from ._utils import object_array
-from ._validation import (check_clip, check_frame_table, check_labels, check_positive_int,
-                          sequence_input_tags)
+from ._validation import (check_clip, check_frame_table, check_int, check_labels,
+                          check_positive_int, sequence_input_tags)
 from .metrics import sequence_ccc, sequence_uar
 
 __all__ = ["FrameClassifier", "FrameRegressor"]
@@ -118,10 +117,8 @@ class _FrameEstimator(BaseEstimator):
         return _frames_to_recordings(flat, n_frames)
 
     def _check_common_params(self):
-        if (isinstance(self.context, bool) or not isinstance(self.context, numbers.Integral)
-                or self.context < 0):
-            raise ValueError(f"{self._step}: context must be an integer >= 0 (frames on "
-                             f"each side), got {self.context!r}.")
+        check_int(self.context, "context", 0, f"{self._step}: ",
+                  explain=" (frames on each side)")
 
     def _warn_non_finite(self, est, k):
         bad = _non_finite_attributes(est)
@@ -235,11 +232,8 @@ class FrameClassifier(ClassifierMixin, _FrameEstimator):
                             f"{get_tags(self.estimator).estimator_type or 'estimator'}; "
                             f"use e.g. SVC, LinearSVC or LogisticRegression.")
         self._check_common_params()
-        if self.max_frames is not None and (
-                isinstance(self.max_frames, bool)
-                or not isinstance(self.max_frames, numbers.Integral) or self.max_frames < 2):
-            raise ValueError(f"FrameClassifier: max_frames must be None or an integer >= 2 "
-                             f"(room for one frame of each class), got {self.max_frames!r}.")
+        check_int(self.max_frames, "max_frames", 2, "FrameClassifier: ", allow_none=True,
+                  explain=" (room for one frame of each class)")
 
     def fit(self, X, y):
         """Fit one clone of ``estimator`` per target on the real frames.

@@ -328,11 +328,11 @@ _CLASS_DOC_COMMON = """
         ``last_top_results`` (stochastic weight averaging) instead of the selected
         epoch's weights alone (1: the paper). See `~sklearn_s2au.callbacks.PaperEarlyStopping`.
     n_threads : int or None, default=None
-        Threads of one fit/predict: torch's and the compiled loops' (the sequences of a
-        batch are shared out; results do not depend on the count). None keeps the
-        process's setting: torch's default, the cores, in a notebook; joblib and Dask
-        workers limit it to their share. A limit is applied with threadpoolctl and
-        undone afterwards.
+        Threads of the compiled loops in one fit/predict (the sequences of a batch are
+        shared out; results do not depend on the count); torch's own operations run on
+        one thread meanwhile (threadpoolctl, undone afterwards). None takes torch's
+        thread count of the process: the cores in a notebook; joblib and Dask workers
+        limit it to their share.
     backend : {{"auto", "compiled", "torch"}}, default="auto"
         Where the recurrences and attentions run: "compiled", loops compiled with numba
         (CPU, float32/float64; no C compiler needed; machine code cached on disk after

@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._utils import object_array
+from ._validation import check_int
 
 __all__ = ["AUS", "PHASES", "au_name", "phase_name", "au_phases"]
 
@@ -218,8 +219,7 @@ def _check_params(threshold, min_change, min_fall_frames, plateau_tolerance, max
                          f"{min_change!r} and {plateau_tolerance!r}.")
     for name, value, low in [("min_fall_frames", min_fall_frames, 1),
                              ("max_hold", max_hold, 0), ("smooth", smooth, 1)]:
-        if not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+        check_int(value, name, low)
 
 
 def _as_curves(intensity):

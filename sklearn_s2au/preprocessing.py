@@ -6,7 +6,6 @@ recordings of a frame table into padded, masked chunks of at most ``max_len`` fr
 the sequence classifiers (a :class:`SequenceBatch`).
 """
 
-import numbers
 
 import numpy as np
 import pandas as pd
@@ -15,7 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._sequence import SequenceBatch
 from ._utils import object_array
-from ._validation import FEATURES_COL, check_frame_table, sequence_input_tags
+from ._validation import (FEATURES_COL, check_frame_table, check_positive_int,
+                          sequence_input_tags)
 
 __all__ = ["SpeakerNormaliser", "SequencePadder", "SequenceBatch"]
 
@@ -63,10 +63,7 @@ def _frame_table_like(X, features):
 
 
 def _check_max_len(max_len, owner):
-    if (isinstance(max_len, bool) or not isinstance(max_len, numbers.Integral)
-            or max_len < 1):
-        raise ValueError(f"{owner}: max_len must be a positive integer (frames per chunk), "
-                         f"got {max_len!r}.")
+    check_positive_int(max_len, "max_len", f"{owner}: ", explain=" (frames per chunk)")
     return int(max_len)
 
 

@@ -31,7 +31,6 @@ from ._validation import check_clip, check_option
 from .callbacks import _TrainScores, _ValidScores
 from .metrics import sequence_ccc
 from .nn import EncoderDecoderNet, StackedNet
-from .nn.layers import length_mask
 
 __all__ = ["StackedIntraAttRegressor", "EncInterAttDecRegressor", "masked_ccc"]
 

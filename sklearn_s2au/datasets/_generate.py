@@ -1,7 +1,6 @@
 """The generated demo corpus: :func:`make_speech_au_corpus`."""
 
 import math
-import numbers
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ from scipy.signal import lfilter, resample_poly
 
 from ..framing import frame_count
 from .._utils import seed_from
+from .._validation import check_int
 from ..labels import AUS, au_phases
 from ._corpus import AUCorpus, _object_array
 from ._face import _AU_LAG, _faces
@@ -151,8 +151,7 @@ def make_speech_au_corpus(n_speakers=10, recordings_per_speaker=16, sampling_rat
     for name, value, low in [("n_speakers", n_speakers, 1),
                              ("recordings_per_speaker", recordings_per_speaker, 1),
                              ("sampling_rate", sampling_rate, 8000)]:
-        if not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+        check_int(value, name, low)
     if not (0 < min_duration <= max_duration):
         raise ValueError(f"need 0 < min_duration <= max_duration, got {min_duration!r} "
                          f"and {max_duration!r}.")

@@ -284,33 +284,37 @@ def dec_backward(items, lengths, s0, enc_t, keys_t, w_a, v_a, w_c, w_y, u_rz, u_
                     d_b_c[k, g] += dpre[g]
                 for ee in range(e_size):
                     ce = c[k, b, j, ee]
+                    wc, dwc = w_c[k, ee], d_w_c[k, ee]
                     acc = zero
                     for g in range(g_size):
-                        acc += w_c[k, ee, g] * dpre[g]
-                        d_w_c[k, ee, g] += ce * dpre[g]
+                        acc += wc[g] * dpre[g]
+                        dwc[g] += ce * dpre[g]
                     dc[ee] = acc
+                al = alpha[k, b, j]
                 for t in range(length):
                     dal[t] = zero
                 for ee in range(e_size):
                     dce = dc[ee]
+                    er, der = enc_t[k, b, ee], d_enc_t[k, b, ee]
                     for t in range(length):
-                        dal[t] += enc_t[k, b, ee, t] * dce
-                        d_enc_t[k, b, ee, t] += alpha[k, b, j, t] * dce
+                        dal[t] += er[t] * dce
+                        der[t] += al[t] * dce
                 dot = zero
                 for t in range(length):
-                    dot += alpha[k, b, j, t] * dal[t]
+                    dot += al[t] * dal[t]
                 for t in range(length):
-                    de[t] = alpha[k, b, j, t] * (dal[t] - dot)
+                    de[t] = al[t] * (dal[t] - dot)
                 for a in range(a_size):
                     qa, va = q[k, b, j, a], v_a[k, a]
+                    kr, dkr = keys_t[k, b, a], d_keys_t[k, b, a]
                     accv = zero
                     accq = zero
                     for t in range(length):
-                        th = _tanh(keys_t[k, b, a, t] + qa)          # recomputed
+                        th = _tanh(kr[t] + qa)                       # recomputed
                         gt = de[t] * (one - th * th)
                         accv += de[t] * th
                         accq += gt
-                        d_keys_t[k, b, a, t] += va * gt
+                        dkr[t] += va * gt
                     d_v_a[k, a] += accv
                     dq[a] = va * accq
                 for h in range(h_size):

@@ -6,16 +6,19 @@ bounds), runs the `_kernels` loops on the sequences of the batch split over thre
 and registers its backward with autograd (``torch.autograd.Function``; once
 differentiable: double backward needs the ``"torch"`` backend).
 
-Threads: the sequences ``(k, b)`` of a call are dealt to ``torch.get_num_threads()``
-threads (the kernels release the GIL), so a limit on torch's threads (threadpoolctl,
-``torch.set_num_threads``, ``OMP_NUM_THREADS``, joblib's workers) limits these loops too.
+Threads: the sequences ``(k, b)`` of a call are dealt to `loop_threads` threads (the
+kernels release the GIL): the count `use_loop_threads` sets (the estimators do, from
+``n_threads``), else ``torch.get_num_threads()``, so a limit on torch's threads
+(``OMP_NUM_THREADS``, joblib's workers) limits these loops too.
 The backward loops accumulate the weight gradients of a fixed number of groups of
 sequences in their own buffers and sum them in a fixed order: results do not depend on
 the number of threads.
 """
 
+import contextvars
 import os
 import threading
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -125,6 +128,25 @@ def _dummy(dtype, ndim):
 
 # ---- threads -----------------------------------------------------------------------------
 
+_loop_threads = contextvars.ContextVar("sklearn_s2au_loop_threads", default=None)
+
+
+def loop_threads():
+    """Threads of the compiled loops: `use_loop_threads`' count, else torch's."""
+    n = _loop_threads.get()
+    return torch.get_num_threads() if n is None else n
+
+
+@contextmanager
+def use_loop_threads(n):
+    """Run the compiled loops on ``n`` threads inside the block (this context only)."""
+    token = _loop_threads.set(int(n))
+    try:
+        yield
+    finally:
+        _loop_threads.reset(token)
+
+
 def _executor():
     with _pool_lock:
         if _pool["executor"] is None:
@@ -145,7 +167,7 @@ def _items(n_models, lengths):
 
 def _run(tasks):
     """Run the callables, spread over torch's thread count; the caller runs one."""
-    n_threads = max(1, min(torch.get_num_threads(), len(tasks)))
+    n_threads = max(1, min(loop_threads(), len(tasks)))
     if n_threads == 1:
         for task in tasks:
             task()
@@ -165,7 +187,7 @@ def _run(tasks):
 
 
 def _forward(kernel, items, *args):
-    n = max(1, min(torch.get_num_threads(), len(items)))
+    n = max(1, min(loop_threads(), len(items)))
     _run([lambda part=items[i::n]: kernel(part, *args) for i in range(n)])
 
 
