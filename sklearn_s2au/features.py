@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
 from ._smile import _FEATURE_SETS, _feature_names, _lld_blocks
+from ._utils import object_array
 from ._validation import FEATURES_COL, sequence_input_tags
 from .framing import _GridAverager, frame_count
 
@@ -43,7 +44,7 @@ _BLOCK = 1 << 20
 _CHUNKS_PER_WORKER = 4
 
 
-def _where(label):
+def _recording(label):
     return f"recording {label!r}"
 
 
@@ -77,13 +78,13 @@ def _read_audio(file, label):
         signal, sampling_rate = audiofile.read(file, always_2d=True)
     except Exception as err:  # soundfile, sox and ffmpeg each raise their own errors
         raise ValueError(
-            f"OpenSmileLLD: cannot read the audio file {file!r} of {_where(label)} "
+            f"OpenSmileLLD: cannot read the audio file {file!r} of {_recording(label)} "
             f"({type(err).__name__}: {err}). Give a readable audio file (WAV, FLAC, OGG, "
             f"or MP3/MP4 with ffmpeg installed) or pass the samples in a 'signal' column "
             f"with 'sampling_rate'.") from err
     if signal.shape[0] > 2:
         raise ValueError(
-            f"OpenSmileLLD: the audio file {file!r} of {_where(label)} has "
+            f"OpenSmileLLD: the audio file {file!r} of {_recording(label)} has "
             f"{signal.shape[0]} channels; mono and stereo files are accepted (stereo is "
             f"mixed down). Mix it down to mono or stereo first, or pass the samples in a "
             f"'signal' column with 'sampling_rate'.")
@@ -105,7 +106,7 @@ def _as_mono(signal, label):
         channel_axis = None
     else:
         raise ValueError(
-            f"OpenSmileLLD: the signal of {_where(label)} has shape {x.shape}; expected a "
+            f"OpenSmileLLD: the signal of {_recording(label)} has shape {x.shape}; expected a "
             f"1-D array of samples, or a stereo array of shape (n_samples, 2) or "
             f"(2, n_samples) which is mixed down.")
     if x.dtype == np.int16:
@@ -116,7 +117,7 @@ def _as_mono(signal, label):
         x = x.astype(np.float32, copy=False)
     else:
         raise ValueError(
-            f"OpenSmileLLD: the signal of {_where(label)} has dtype {x.dtype}; give float "
+            f"OpenSmileLLD: the signal of {_recording(label)} has dtype {x.dtype}; give float "
             f"samples in [-1, 1] or int16/int32 PCM samples (full scale 2**15 / 2**31).")
     if channel_axis is not None:
         x = x.mean(axis=channel_axis, dtype=np.float32)
@@ -149,25 +150,25 @@ def _prepare(signal, sampling_rate, label, normalise_peak):
     duration = x.size / sampling_rate
     if duration < MIN_DURATION:
         raise ValueError(
-            f"OpenSmileLLD: {_where(label)} lasts {duration:.5g} s ({x.size} samples at "
+            f"OpenSmileLLD: {_recording(label)} lasts {duration:.5g} s ({x.size} samples at "
             f"{sampling_rate} Hz); openSMILE needs at least {MIN_DURATION} s (one 60 ms "
             f"analysis window plus a few frames). Remove it or give a longer recording.")
     first = _first_non_finite(x)
     if first is not None:
         raise ValueError(
-            f"OpenSmileLLD: the signal of {_where(label)} has a non-finite sample (NaN or "
+            f"OpenSmileLLD: the signal of {_recording(label)} has a non-finite sample (NaN or "
             f"inf) at sample {first} ({first / sampling_rate:.3f} s); clean the audio.")
     peak = _peak(x)
     if normalise_peak:
         if peak == 0.0:
             raise ValueError(
-                f"OpenSmileLLD: {_where(label)} is silent (all samples are 0), so its "
+                f"OpenSmileLLD: {_recording(label)} is silent (all samples are 0), so its "
                 f"peak cannot be normalised; remove it or set normalise_peak=False.")
         scale = np.float32(_INT16_PEAK / peak)
         return x, lambda start, stop: x[start:stop] * scale
     if peak > 1.0:
         raise ValueError(
-            f"OpenSmileLLD: the signal of {_where(label)} reaches {peak:.4g}, outside "
+            f"OpenSmileLLD: the signal of {_recording(label)} reaches {peak:.4g}, outside "
             f"[-1, 1]; openSMILE reads 16-bit samples and would wrap it around. Set "
             f"normalise_peak=True or scale the float signal into [-1, 1].")
     if x.max() > _INT16_PEAK:  # only +1.0 itself: saturate it as a 16-bit converter would
@@ -189,7 +190,7 @@ def _extract_one(feature_set, label, file, signal, sampling_rate, frame_rate,
         if not np.isfinite(values).all():
             row, column = np.argwhere(~np.isfinite(values))[0]
             raise ValueError(
-                f"OpenSmileLLD: openSMILE returned a non-finite value for {_where(label)} "
+                f"OpenSmileLLD: openSMILE returned a non-finite value for {_recording(label)} "
                 f"(LLD frame {first + row}, feature {names[column]!r}); this should not "
                 f"happen for a valid recording: check that the audio is not corrupt.")
         # LLD frame i starts at i * hop (a whole number of samples, so hop is 10 ms only
@@ -392,7 +393,7 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         missing = pd.isna(X[self.speaker_col]).to_numpy()
         if missing.any():
             label = X.index[int(np.flatnonzero(missing)[0])]
-            raise ValueError(f"OpenSmileLLD: {_where(label)} has no speaker (missing value "
+            raise ValueError(f"OpenSmileLLD: {_recording(label)} has no speaker (missing value "
                              f"in column {self.speaker_col!r}); fill it in.")
         labels = X.index
         if "signal" in X.columns:
@@ -404,12 +405,12 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             rates = X["sampling_rate"].to_numpy()
             for label, signal, rate in zip(labels, X["signal"].to_numpy(), rates):
                 if signal is None or (np.ndim(signal) == 0 and pd.isna(signal)):
-                    raise ValueError(f"OpenSmileLLD: {_where(label)} has no signal (missing "
+                    raise ValueError(f"OpenSmileLLD: {_recording(label)} has no signal (missing "
                                      f"value in column 'signal'); give its samples.")
                 if (isinstance(rate, (bool, np.bool_)) or not isinstance(rate, numbers.Real)
                         or not np.isfinite(rate) or rate <= 0 or rate != int(rate)):
                     raise ValueError(
-                        f"OpenSmileLLD: {_where(label)} has sampling_rate {_show(rate)}; give a "
+                        f"OpenSmileLLD: {_recording(label)} has sampling_rate {_show(rate)}; give a "
                         f"positive whole number of samples per second (Hz), e.g. 16000.")
             return [(label, None, signal, int(rate)) for label, signal, rate
                     in zip(labels, X["signal"].to_numpy(), rates)]
@@ -417,12 +418,12 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             jobs = []
             for label, file in zip(labels, X["file"].to_numpy()):
                 if not isinstance(file, (str, os.PathLike)):
-                    raise ValueError(f"OpenSmileLLD: {_where(label)} has file {_show(file)}; give "
+                    raise ValueError(f"OpenSmileLLD: {_recording(label)} has file {_show(file)}; give "
                                      f"the path of its audio file.")
                 if not os.path.isfile(file):
                     raise FileNotFoundError(
                         f"OpenSmileLLD: the audio file {os.fspath(file)!r} of "
-                        f"{_where(label)} does not exist; fix the path in column 'file' "
+                        f"{_recording(label)} does not exist; fix the path in column 'file' "
                         f"(relative paths are relative to {os.getcwd()!r}).")
                 jobs.append((label, os.fspath(file), None, None))
             return jobs
@@ -493,9 +494,7 @@ class OpenSmileLLD(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
                     progress.update(len(positions))
         _logger.info("OpenSmileLLD: extracted %s LLDs of %d recordings (%d frames).",
                      feature_set, len(jobs), sum(len(f) for f in features))
-        column = np.empty(len(features), dtype=object)
-        for position, arr in enumerate(features):
-            column[position] = arr
+        column = object_array(features)
         return pd.DataFrame({self.speaker_col: X[self.speaker_col],
                              FEATURES_COL: pd.Series(column, index=X.index, dtype=object)},
                             index=X.index)
