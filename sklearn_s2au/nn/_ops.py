@@ -166,7 +166,7 @@ def _items(n_models, lengths):
 
 
 def _run(tasks):
-    """Run the callables, spread over torch's thread count; the caller runs one."""
+    """Run the callables, spread over `loop_threads` threads; the caller runs one."""
     n_threads = max(1, min(loop_threads(), len(tasks)))
     if n_threads == 1:
         for task in tasks:
@@ -188,12 +188,17 @@ def _run(tasks):
 
 def _forward(kernel, items, *args):
     n = max(1, min(loop_threads(), len(items)))
-    _run([lambda part=items[i::n]: kernel(part, *args) for i in range(n)])
+    _run([lambda part=part: kernel(part, *args) for part in _deal(items, n)])
+
+
+def _deal(items, n):
+    """``items`` dealt round-robin into ``n`` parts, each C-contiguous (strided parts
+    would make numba compile every kernel a second time, for a strided layout)."""
+    return [np.ascontiguousarray(items[i::n]) for i in range(n)]
 
 
 def _groups(items):
-    n = max(1, min(_GROUPS, len(items)))
-    return [items[g::n] for g in range(n)]
+    return _deal(items, max(1, min(_GROUPS, len(items))))
 
 
 # ---- decoder -----------------------------------------------------------------------------
@@ -333,7 +338,6 @@ def decoder(s0, w_y, u_rz, u_p, u_o, key_mask, enc=None, keys=None, w_a=None, v_
     if prior is not None and (prior.dim() != 2 or min(prior.shape) < dims["T"]):
         raise ValueError(f"{op}: prior must be (T, T) with T >= {dims['T']}, got "
                          f"{tuple(prior.shape)}.")
-    _lengths(op, key_mask.sum(1), dims["T"])
     return _Decoder.apply(s0, enc, keys, key_mask, w_a, v_a, w_c, b_c, ctx_all, prior, w_y,
                           u_rz, u_p, u_o)
 
