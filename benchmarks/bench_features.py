@@ -17,13 +17,16 @@ direct >= 0.9 at n_jobs=1 and >= 1.7 at n_jobs=2.
 recording, extracted in a fresh Python process each time, streamed through openSMILE in
 blocks (``segment_seconds=60``, the default) and in one pass (``segment_seconds=None``);
 it prints the wall time and the child's peak RSS (``VmHWM``, Linux), and checks that both
-give the same frames (compared in the parent).
+give the same frames (compared in the parent). The child reads a 16-bit WAV file
+(``--source file``, the default) or is given the float32 samples in memory (``--source
+signal``, where the recording itself is part of the child's peak); one pass runs up to
+``--one-pass-up-to`` minutes (30), beyond which it would need several GB.
 
 Run::
 
     .venv/bin/python benchmarks/bench_features.py
     .venv/bin/python benchmarks/bench_features.py --feature-set eGeMAPSv02 --n-recordings 40
-    .venv/bin/python benchmarks/bench_features.py --long 1 10 30
+    .venv/bin/python benchmarks/bench_features.py --long 1 10 30 120
 """
 
 import argparse
@@ -85,8 +88,11 @@ _CHILD = """
 import time
 import numpy as np, pandas as pd
 from sklearn_s2au.features import OpenSmileLLD
-x = np.load({signal!r})
-X = pd.DataFrame({{"speaker": ["s"], "signal": [x], "sampling_rate": [{rate}]}})
+if {source!r} == "file":
+    X = pd.DataFrame({{"speaker": ["s"], "file": [{signal!r}]}})
+else:
+    x = np.load({signal!r})
+    X = pd.DataFrame({{"speaker": ["s"], "signal": [x], "sampling_rate": [{rate}]}})
 start = time.perf_counter()
 out = OpenSmileLLD({feature_set!r}, segment_seconds={segment}).fit_transform(X)
 elapsed = time.perf_counter() - start
@@ -97,31 +103,46 @@ print(elapsed, int(hwm.split()[1]) / 1024)
 """
 
 
-def long_recordings(minutes, feature_set, sampling_rate):
+def long_recordings(minutes, feature_set, sampling_rate, source, one_pass_up_to):
     """Peak RSS and time of one long recording, streamed and in one pass."""
     import subprocess
     import sys
     import tempfile
 
-    print(f"{feature_set}, one recording at {sampling_rate} Hz, each run in a fresh "
-          f"process; load average {os.getloadavg()[0]:.2f}")
+    import soundfile
+
+    print(f"{feature_set}, one recording at {sampling_rate} Hz from a "
+          f"{'16-bit WAV file' if source == 'file' else 'float32 signal in memory'}, each "
+          f"run in a fresh process; load average {os.getloadavg()[0]:.2f}")
     print(f"{'minutes':>7s} {'mode':>12s} {'wall s':>8s} {'peak RSS MB':>12s}")
     with tempfile.TemporaryDirectory() as tmp:
         for m in minutes:
-            # the signal is made here and loaded by the child (float32 on disk), so the
-            # child's peak is the extraction's, not that of making the test signal
-            signal = os.path.join(tmp, f"{m}.npy")
-            np.save(signal, speech_like(60.0 * m, sampling_rate, np.random.default_rng(0)))
+            # the audio is made here and read by the child (a WAV file, or float32 .npy
+            # loaded whole), so the child's peak is the extraction's, not that of making
+            # the test signal
+            x = speech_like(60.0 * m, sampling_rate, np.random.default_rng(0))
+            if source == "file":
+                signal = os.path.join(tmp, f"{m}.wav")
+                soundfile.write(signal, x, sampling_rate, subtype="PCM_16")
+            else:
+                signal = os.path.join(tmp, f"{m}.npy")
+                np.save(signal, x)
+            del x
             arrays = {}
-            for mode, segment in (("streamed", 60.0), ("one pass", None)):
+            modes = [("streamed", 60.0)] + ([("one pass", None)] if m <= one_pass_up_to
+                                            else [])
+            for mode, segment in modes:
                 path = os.path.join(tmp, f"{m}_{segment}.npy")
-                code = _CHILD.format(signal=signal, rate=sampling_rate,
+                code = _CHILD.format(signal=signal, rate=sampling_rate, source=source,
                                      feature_set=feature_set, segment=segment, path=path)
                 out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                                      text=True, check=True).stdout.split()
                 print(f"{m:7g} {mode:>12s} {float(out[0]):8.1f} {float(out[1]):12.0f}",
                       flush=True)
                 arrays[mode] = np.load(path)
+            if len(arrays) < 2:
+                print(f"{'':7s} (one pass not run above {one_pass_up_to:g} min)")
+                continue
             a, b = arrays["streamed"], arrays["one pass"]
             differ = (a != b).any(1)
             print(f"{'':7s} identical: {bool(not differ.any())}; frames that differ: "
@@ -141,9 +162,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--long", type=float, nargs="+", metavar="MINUTES",
                         help="measure long recordings of these lengths instead")
+    parser.add_argument("--source", choices=["file", "signal"], default="file",
+                        help="--long: read a WAV file, or a float32 signal given in memory")
+    parser.add_argument("--one-pass-up-to", type=float, default=30.0, metavar="MINUTES",
+                        help="--long: also extract in one pass (to compare) up to this "
+                             "length")
     args = parser.parse_args(argv)
     if args.long:
-        long_recordings(args.long, args.feature_set, args.sampling_rate)
+        long_recordings(args.long, args.feature_set, args.sampling_rate,
+                        args.source, args.one_pass_up_to)
         return
 
     X = make_recordings(args.n_recordings, args.sampling_rate, args.seed)

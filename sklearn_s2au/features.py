@@ -65,32 +65,108 @@ def _resolve_feature_set(feature_set):
         f"{sorted(_FEATURE_SETS)} (as strings or opensmile.FeatureSet members).")
 
 
-def _read_audio(file, label):
-    """Mono float32 samples ``(n_samples,)`` and sampling rate of an audio file.
+def _file_error(file, label, err):
+    return ValueError(
+        f"OpenSmileLLD: cannot read the audio file {file!r} of {_recording(label)} "
+        f"({type(err).__name__}: {err}). Give a readable audio file (WAV, FLAC, OGG, "
+        f"or MP3/MP4 with ffmpeg installed) or pass the samples in a 'signal' column "
+        f"with 'sampling_rate'.")
 
-    audiofile returns ``(n_channels, n_samples)``, so the channel axis is known and a
-    stereo file is mixed down here, whatever its length (the shape rule of `_as_mono`
-    would be ambiguous for a file of one or two samples, or of none).
+
+def _channels_error(file, label, n_channels):
+    return ValueError(
+        f"OpenSmileLLD: the audio file {file!r} of {_recording(label)} has "
+        f"{n_channels} channels; mono and stereo files are accepted (stereo is "
+        f"mixed down). Mix it down to mono or stereo first, or pass the samples in a "
+        f"'signal' column with 'sampling_rate'.")
+
+
+def _mix_down(channels):
+    """Mono float32 samples of ``(n_channels, n)`` float32 channels, as audiofile users
+    mix them: a mono file's only channel as is (a view), stereo averaged."""
+    return channels[0] if channels.shape[0] == 1 else channels.mean(axis=0,
+                                                                    dtype=np.float32)
+
+
+class _SoundFileReader:
+    """Mono float32 samples of an audio file that soundfile reads, span by span.
+
+    The spans are read in order (a seek only when a span does not start where the last
+    one stopped), with the same ``soundfile`` call :func:`audiofile.read` makes for these
+    formats (float32), and mixed down as `_read_audio` mixes the whole file, so a span
+    holds exactly the samples of the whole file there while memory holds one span.
     """
+
+    def __init__(self, file, label):
+        import soundfile
+
+        self.file, self.label = file, label
+        try:
+            self._sound = soundfile.SoundFile(file)
+        except Exception as err:  # soundfile raises its own LibsndfileError
+            raise _file_error(file, label, err) from err
+        if self._sound.channels > 2:
+            self.close()
+            raise _channels_error(file, label, self._sound.channels)
+        self.size, self.sampling_rate = self._sound.frames, self._sound.samplerate
+        self._position = 0
+
+    def __call__(self, start, stop):
+        try:
+            if start != self._position:
+                self._sound.seek(start)
+            block = self._sound.read(stop - start, dtype="float32", always_2d=True)
+        except Exception as err:
+            raise _file_error(self.file, self.label, err) from err
+        self._position = start + len(block)
+        if len(block) != stop - start:
+            raise ValueError(
+                f"OpenSmileLLD: the audio file {self.file!r} of {_recording(self.label)} "
+                f"gave {len(block)} samples from sample {start} where its header promises "
+                f"{stop - start}; the file is truncated or corrupt. Repair or re-encode "
+                f"it, or pass the samples in a 'signal' column with 'sampling_rate'.")
+        return _mix_down(block.T)
+
+    def close(self):
+        self._sound.close()
+
+
+def _read_audio(file, label):
+    """A reader of the mono float32 samples of an audio file: ``reader(start, stop)``,
+    with ``reader.size`` samples at ``reader.sampling_rate``; ``reader.close()`` after use.
+
+    Formats that soundfile reads (:data:`audiofile`'s own list: WAV, FLAC, MP3, OGG) are
+    read span by span (`_SoundFileReader`), so that a long recording is never held
+    whole; the others go through :func:`audiofile.read` (which converts them with
+    ffmpeg or sox) whole. Either way the samples are those of :func:`audiofile.read`,
+    mixed down from stereo.
+    """
+    from audiofile.core.utils import SNDFORMATS, file_extension
+
+    if file_extension(file) in SNDFORMATS:
+        return _SoundFileReader(file, label)
     import audiofile
 
     try:
         signal, sampling_rate = audiofile.read(file, always_2d=True)
     except Exception as err:  # soundfile, sox and ffmpeg each raise their own errors
-        raise ValueError(
-            f"OpenSmileLLD: cannot read the audio file {file!r} of {_recording(label)} "
-            f"({type(err).__name__}: {err}). Give a readable audio file (WAV, FLAC, OGG, "
-            f"or MP3/MP4 with ffmpeg installed) or pass the samples in a 'signal' column "
-            f"with 'sampling_rate'.") from err
+        raise _file_error(file, label, err) from err
     if signal.shape[0] > 2:
-        raise ValueError(
-            f"OpenSmileLLD: the audio file {file!r} of {_recording(label)} has "
-            f"{signal.shape[0]} channels; mono and stereo files are accepted (stereo is "
-            f"mixed down). Mix it down to mono or stereo first, or pass the samples in a "
-            f"'signal' column with 'sampling_rate'.")
-    # a mono file's only channel as is (a view): no copy of a long recording
-    mono = signal[0] if signal.shape[0] == 1 else signal.mean(axis=0, dtype=np.float32)
-    return mono, sampling_rate
+        raise _channels_error(file, label, signal.shape[0])
+    return _ArrayReader(_mix_down(signal), sampling_rate)
+
+
+class _ArrayReader:
+    """`_read_audio`'s reader interface over samples held in memory."""
+
+    def __init__(self, x, sampling_rate):
+        self.x, self.size, self.sampling_rate = x, x.size, sampling_rate
+
+    def __call__(self, start, stop):
+        return self.x[start:stop]
+
+    def close(self):
+        pass
 
 
 def _as_mono(signal, label):
@@ -124,80 +200,87 @@ def _as_mono(signal, label):
     return x
 
 
-def _first_non_finite(x):
-    """Index of the first NaN or inf sample, or None; block by block (no full-size copy)."""
-    for start in range(0, x.size, _BLOCK):
-        bad = ~np.isfinite(x[start:start + _BLOCK])
+def _scan(read, size):
+    """Index of the first NaN or inf sample (or None), the largest absolute sample and the
+    largest sample, reading ``read(start, stop)`` block by block (no full-size copies)."""
+    peak, top = 0.0, -np.inf
+    for start in range(0, size, _BLOCK):
+        block = read(start, min(start + _BLOCK, size))
+        bad = ~np.isfinite(block)
         if bad.any():
-            return start + int(np.flatnonzero(bad)[0])
-    return None
+            return start + int(np.flatnonzero(bad)[0]), None, None
+        peak = max(peak, float(np.max(np.abs(block))))
+        top = max(top, float(np.max(block)))
+    return None, peak, top
 
 
-def _peak(x):
-    """Largest absolute sample, block by block (no full-size copy)."""
-    return max(float(np.max(np.abs(x[start:start + _BLOCK])))
-               for start in range(0, x.size, _BLOCK))
+def _prepare(reader, label, normalise_peak):
+    """Validate a recording's samples; a function giving openSMILE's input for a span.
 
-
-def _prepare(signal, sampling_rate, label, normalise_peak):
-    """Validated mono float32 samples and a function giving openSMILE's input for a span.
-
-    The samples handed to openSMILE (peak-normalised, or saturated at full scale) are made
-    span by span, so a long recording is never copied whole; a span holds exactly the
+    ``reader(start, stop)`` gives the mono float32 samples of a span (``reader.size``
+    samples at ``reader.sampling_rate``). The samples handed to openSMILE
+    (peak-normalised, or saturated at full scale) are made span by span, so a long
+    recording is never copied (or, from a file, read) whole; a span holds exactly the
     values that the whole prepared signal would hold there.
     """
-    x = _as_mono(signal, label)
-    duration = x.size / sampling_rate
+    size, sampling_rate = reader.size, reader.sampling_rate
+    duration = size / sampling_rate
     if duration < MIN_DURATION:
         raise ValueError(
-            f"OpenSmileLLD: {_recording(label)} lasts {duration:.5g} s ({x.size} samples at "
+            f"OpenSmileLLD: {_recording(label)} lasts {duration:.5g} s ({size} samples at "
             f"{sampling_rate} Hz); openSMILE needs at least {MIN_DURATION} s (one 60 ms "
             f"analysis window plus a few frames). Remove it or give a longer recording.")
-    first = _first_non_finite(x)
+    first, peak, top = _scan(reader, size)
     if first is not None:
         raise ValueError(
             f"OpenSmileLLD: the signal of {_recording(label)} has a non-finite sample (NaN or "
             f"inf) at sample {first} ({first / sampling_rate:.3f} s); clean the audio.")
-    peak = _peak(x)
     if normalise_peak:
         if peak == 0.0:
             raise ValueError(
                 f"OpenSmileLLD: {_recording(label)} is silent (all samples are 0), so its "
                 f"peak cannot be normalised; remove it or set normalise_peak=False.")
         scale = np.float32(_INT16_PEAK / peak)
-        return x, lambda start, stop: x[start:stop] * scale
+        return lambda start, stop: reader(start, stop) * scale
     if peak > 1.0:
         raise ValueError(
             f"OpenSmileLLD: the signal of {_recording(label)} reaches {peak:.4g}, outside "
             f"[-1, 1]; openSMILE reads 16-bit samples and would wrap it around. Set "
             f"normalise_peak=True or scale the float signal into [-1, 1].")
-    if x.max() > _INT16_PEAK:  # only +1.0 itself: saturate it as a 16-bit converter would
-        return x, lambda start, stop: np.minimum(x[start:stop], np.float32(_INT16_PEAK))
-    return x, lambda start, stop: x[start:stop]
+    if top > _INT16_PEAK:  # only +1.0 itself: saturate it as a 16-bit converter would
+        return lambda start, stop: np.minimum(reader(start, stop), np.float32(_INT16_PEAK))
+    return reader
 
 
 def _extract_one(feature_set, label, file, signal, sampling_rate, frame_rate,
                  normalise_peak, segment_seconds=None):
     """LLDs of one recording on the frame grid: float32 ``(n_frames, n_features)``."""
-    if file is not None:
-        signal, sampling_rate = _read_audio(file, label)
-    x, samples = _prepare(signal, sampling_rate, label, normalise_peak)
-    names = _feature_names(feature_set)
-    grid = _GridAverager(frame_count(x.size / sampling_rate, frame_rate), len(names),
-                         frame_rate)
-    for first, values, hop, window in _lld_blocks(feature_set, samples, x.size,
-                                                  sampling_rate, segment_seconds, label):
-        if not np.isfinite(values).all():
-            row, column = np.argwhere(~np.isfinite(values))[0]
-            raise ValueError(
-                f"OpenSmileLLD: openSMILE returned a non-finite value for {_recording(label)} "
-                f"(LLD frame {first + row}, feature {names[column]!r}); this should not "
-                f"happen for a valid recording: check that the audio is not corrupt.")
-        # LLD frame i starts at i * hop (a whole number of samples, so hop is 10 ms only
-        # up to rounding at rates such as 22.05 kHz) and is centred half a window later.
-        centres = np.arange(first, first + len(values)) * hop + window / 2
-        grid.add(centres, values, final=False)
-    return grid.result().astype(np.float32)
+    reader = (_read_audio(file, label) if file is not None
+              else _ArrayReader(_as_mono(signal, label), sampling_rate))
+    try:
+        samples = _prepare(reader, label, normalise_peak)
+        size, sampling_rate = reader.size, reader.sampling_rate
+        names = _feature_names(feature_set)
+        grid = _GridAverager(frame_count(size / sampling_rate, frame_rate), len(names),
+                             frame_rate, dtype=np.float32)
+        for first, values, hop, window in _lld_blocks(feature_set, samples, size,
+                                                      sampling_rate, segment_seconds,
+                                                      label):
+            if not np.isfinite(values).all():
+                row, column = np.argwhere(~np.isfinite(values))[0]
+                raise ValueError(
+                    f"OpenSmileLLD: openSMILE returned a non-finite value for "
+                    f"{_recording(label)} (LLD frame {first + row}, feature "
+                    f"{names[column]!r}); this should not happen for a valid recording: "
+                    f"check that the audio is not corrupt.")
+            # LLD frame i starts at i * hop (a whole number of samples, so hop is 10 ms
+            # only up to rounding at rates such as 22.05 kHz) and is centred half a
+            # window later.
+            centres = np.arange(first, first + len(values)) * hop + window / 2
+            grid.add(centres, values, final=False)
+        return grid.result()
+    finally:
+        reader.close()
 
 
 def _extract_chunk(positions, jobs, feature_set, frame_rate, normalise_peak,

@@ -103,20 +103,26 @@ def to_frame_grid(times, values, n_frames, frame_rate):
 
 
 class _GridAverager:
-    """`to_frame_grid` fed block by block: the same float64 grid, bit for bit.
+    """`to_frame_grid` fed block by block, finalising frames as it goes.
 
-    Blocks must come in time order (a long recording's LLD frames as openSMILE emits them).
-    Each frame's sum is one sequential ``np.bincount`` over its values in input order, as
-    in a single call: the values of the last frame a block reaches are held back until a
-    later block (or `result`) shows that the frame is complete, so no frame's sum is ever
-    split into partial sums, whose addition would round differently.
+    Blocks must come in time order (a long recording's LLD frames as openSMILE emits
+    them). Each frame's sum is one sequential ``np.bincount`` over its values in input
+    order, as in a single call: the values of the last frame a block reaches are held
+    back until a later block (or `result`) shows that the frame is complete, so no
+    frame's sum is ever split into partial sums, whose addition would round differently.
+    A complete frame's float64 mean goes straight into the output (``dtype``), and a run
+    of frames without values is interpolated (``np.interp`` between the two filled frames
+    around it, the same pair and arithmetic as one ``np.interp`` over the whole grid) as
+    soon as the frame after it is filled. So the averager holds the output, one block's
+    values and the float64 mean of the last filled frame, never a float64 copy of the
+    grid: its memory is the output's.
     """
 
-    def __init__(self, n_frames, n_columns, frame_rate):
-        self.n_frames, self.frame_rate = n_frames, frame_rate
-        self.sums = np.zeros((n_frames, n_columns))   # (n_frames, n_columns)
-        self.counts = np.zeros(n_frames)
-        self._held = None                                # (index, values) of the open frame
+    def __init__(self, n_frames, n_columns, frame_rate, dtype=np.float64):
+        self.n_frames, self.n_columns, self.frame_rate = n_frames, n_columns, frame_rate
+        self.out = np.empty((n_frames, n_columns), dtype=dtype)
+        self._held = None        # (index, values) of the frame that may still grow
+        self._last = None        # (index, float64 mean) of the last filled frame
 
     def _index(self, times):
         index = np.floor(times * self.frame_rate + _EPS).astype(np.int64)
@@ -148,24 +154,41 @@ class _GridAverager:
             index, values = index[~open_frame], values[~open_frame]
         if len(index) == 0:
             return
+        if self._last is not None and index.min() <= self._last[0]:
+            raise ValueError("values must come in time order: a block reaches back to a "
+                             "frame that an earlier block completed.")
         low = int(index.min())
         local = index - low
         width = int(local.max()) + 1
-        self.counts[low:low + width] += np.bincount(local, minlength=width)
-        for j in range(values.shape[1]):
-            self.sums[low:low + width, j] += np.bincount(local, weights=values[:, j],
-                                                         minlength=width)
+        counts = np.bincount(local, minlength=width)
+        filled = np.flatnonzero(counts)
+        means = np.empty((len(filled), self.n_columns))
+        for j in range(self.n_columns):
+            means[:, j] = np.bincount(local, weights=values[:, j], minlength=width)[filled]
+        means /= counts[filled, None]
+        filled += low
+        self.out[filled] = means
+        self._fill_gaps(filled, means)
+
+    def _fill_gaps(self, filled, means):
+        """Interpolate the frames without values before ``filled[-1]``, not yet written."""
+        if self._last is not None:
+            filled = np.concatenate([[self._last[0]], filled])
+            means = np.concatenate([self._last[1][None], means])
+        start = filled[0] if self._last is not None else 0
+        span = np.arange(start, filled[-1] + 1)
+        missing = span[~np.isin(span, filled)]
+        if len(missing):
+            for j in range(self.n_columns):
+                self.out[missing, j] = np.interp(missing, filled, means[:, j])
+        self._last = filled[-1], means[-1].copy()
 
     def result(self):
-        """The grid ``(n_frames, n_columns)``, float64: means, gaps interpolated."""
+        """The grid ``(n_frames, n_columns)``: means, gaps interpolated."""
         if self._held is not None:
-            self.add(np.empty(0), np.empty((0, self.sums.shape[1])))
-        grid, counts = self.sums, self.counts
-        filled = counts > 0
-        grid[filled] /= counts[filled, None]
-        if not filled.all():
-            where = np.flatnonzero(filled)
-            missing = np.flatnonzero(~filled)
-            for j in range(grid.shape[1]):
-                grid[missing, j] = np.interp(missing, where, grid[where, j])
-        return grid
+            self.add(np.empty(0), np.empty((0, self.n_columns)))
+        if self._last is None:
+            raise ValueError("no values to bring onto the frame grid (the source is empty).")
+        # frames after the last filled one: its value, as np.interp gives beyond the end
+        self.out[self._last[0] + 1:] = self._last[1]
+        return self.out

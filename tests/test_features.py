@@ -443,11 +443,17 @@ def test_segmented_extraction_equals_one_pass(long_speech, feature_set, counted)
     np.testing.assert_array_equal(a100["features"].iloc[0], b100["features"].iloc[0])
 
 
+def _prepared(signal, rate, label):
+    """The samples of a signal and the function giving openSMILE's input for a span."""
+    x = features_module._as_mono(signal, label)
+    return x, features_module._prepare(features_module._ArrayReader(x, rate), label, True)
+
+
 @pytest.mark.parametrize("feature_set", ["eGeMAPSv02", "ComParE_2016"])
 def test_segmented_lld_frames_and_times_equal_one_pass(long_speech, feature_set):
     """openSMILE's own 100 Hz frames, before the grid: values, indices and times."""
     signal, rate = long_speech
-    x, samples = features_module._prepare(signal, rate, "rec", True)
+    x, samples = _prepared(signal, rate, "rec")
 
     def frames(segment_seconds):
         blocks = list(smile_module._lld_blocks(feature_set, samples, x.size, rate,
@@ -474,7 +480,7 @@ def test_restarted_opensmile_gives_other_f0_group_deltas(long_speech):
     the same audio from a later start (with 10 s of it before the frames compared) gives
     other F0-group deltas, whose normaliser it counts from the start of its input."""
     signal, rate = long_speech
-    x, samples = features_module._prepare(signal, rate, "rec", True)
+    x, samples = _prepared(signal, rate, "rec")
     smile = smile_module._smile("ComParE_2016")
     whole = smile.process_signal(samples(0, 40 * rate), rate).to_numpy(np.float32)
     late = smile.process_signal(samples(20 * rate, 40 * rate), rate).to_numpy(np.float32)
@@ -496,6 +502,39 @@ def test_segmented_file_route_equals_one_pass(long_speech, tmp_path):
     segmented = OpenSmileLLD("eGeMAPSv02", segment_seconds=10).transform(X)
     assert one(one_pass).shape == (625, 25)
     np.testing.assert_array_equal(one(segmented), one(one_pass))
+
+
+@pytest.mark.parametrize("name, subtype, channels", [("long.flac", "PCM_16", 1),
+                                                     ("long.wav", "FLOAT", 2)])
+def test_streamed_file_is_read_span_by_span(long_speech, tmp_path, monkeypatch, name,
+                                            subtype, channels):
+    """A long file is never read whole: the checks (non-finite samples, peak) read it in
+    blocks, openSMILE's input comes a segment at a time, and the frames equal those of
+    the samples audiofile.read gives, passed as a signal."""
+    import audiofile
+
+    signal, rate = long_speech
+    n = 21 * rate
+    audio = signal[:n] if channels == 1 else np.stack([signal[:n], signal[n:2 * n]], 1)
+    path = tmp_path / name
+    soundfile.write(path, audio, rate, subtype=subtype)
+    spans = []
+    call = features_module._SoundFileReader.__call__
+
+    def recorded(self, start, stop):
+        spans.append(stop - start)
+        return call(self, start, stop)
+
+    monkeypatch.setattr(features_module._SoundFileReader, "__call__", recorded)
+    monkeypatch.setattr(features_module, "_BLOCK", 3 * rate)
+    X = pd.DataFrame({"speaker": ["s"], "file": [str(path)]}, index=["long"])
+    streamed = one(OpenSmileLLD("eGeMAPSv02", segment_seconds=5).transform(X))
+    assert max(spans) == 5 * rate and sum(spans) == 2 * n   # two passes, in spans
+    samples, file_rate = audiofile.read(str(path), always_2d=True)
+    mono = samples[0] if channels == 1 else samples.mean(axis=0, dtype=np.float32)
+    as_signal = one(OpenSmileLLD("eGeMAPSv02", segment_seconds=None).transform(
+        recordings([mono], file_rate)))
+    np.testing.assert_array_equal(streamed, as_signal)
 
 
 @pytest.mark.parametrize("value", [0, 0.99, -5, np.inf, np.nan, True, "60", [60]])
@@ -538,8 +577,7 @@ def test_streamed_configuration_has_the_feature_names(feature_set):
 def test_streamed_frame_times_at_other_rates(sampling_rate):
     """The hop is 221 or 441 samples, not exactly 10 ms: the streamed run reports the
     same hop and window as one pass, to the nanosecond."""
-    x, samples = features_module._prepare(tone(3.0, sampling_rate), sampling_rate, "r",
-                                          True)
+    x, samples = _prepared(tone(3.0, sampling_rate), sampling_rate, "r")
 
     def blocks(segment_seconds):
         return list(smile_module._lld_blocks("eGeMAPSv02", samples, x.size, sampling_rate,
@@ -559,7 +597,7 @@ def _opensmile_threads():
 def test_stream_closed_early_stops_opensmile(long_speech):
     """A consumer that stops reading (an error on the way) leaves no openSMILE run."""
     signal, rate = long_speech
-    x, samples = features_module._prepare(signal[:30 * rate], rate, "r", True)
+    x, samples = _prepared(signal[:30 * rate], rate, "r")
     stream = smile_module._lld_blocks("ComParE_2016", samples, x.size, rate, 2, "r")
     first, values, *_ = next(stream)
     assert first == 0 and len(values) > 0 and len(_opensmile_threads()) == 1

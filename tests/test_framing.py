@@ -8,23 +8,50 @@ from hypothesis import strategies as st
 from sklearn_s2au.framing import _GridAverager, frame_count, to_frame_grid
 
 
+def _reference_grid(times, values, n_frames, frame_rate):
+    """The grid written out independently: one bincount per column over all values, the
+    means, and one np.interp per column over the whole grid for the empty frames."""
+    index = np.minimum(np.floor(times * frame_rate + 1e-9).astype(int), n_frames - 1)
+    counts = np.bincount(index, minlength=n_frames).astype(float)
+    sums = np.stack([np.bincount(index, weights=values[:, j], minlength=n_frames)
+                     for j in range(values.shape[1])], axis=1)
+    filled = counts > 0
+    sums[filled] /= counts[filled, None]
+    where, missing = np.flatnonzero(filled), np.flatnonzero(~filled)
+    for j in range(values.shape[1]):
+        sums[missing, j] = np.interp(missing, where, sums[where, j])
+    return sums
+
+
 @settings(max_examples=60, deadline=None)
-@given(n_values=st.integers(1, 400), rate=st.sampled_from([25, 30, 100]),
+@given(n_values=st.integers(1, 400), rate=st.sampled_from([25, 30, 100, 230]),
        cuts=st.lists(st.integers(0, 400), max_size=12), seed=st.integers(0, 2**16))
 def test_averager_fed_in_blocks_equals_one_call(n_values, rate, cuts, seed):
     """Any split of time-ordered values into blocks (empty ones, blocks inside one frame,
-    a frame spread over several blocks) gives the one-call grid bit for bit."""
+    a frame spread over several blocks, runs of empty frames across a block boundary at
+    230 Hz) gives the grid of one pass over all values bit for bit."""
     rng = np.random.default_rng(seed)
     # 100 Hz window centres, as OpenSmileLLD gives them, and values of all magnitudes
     times = np.arange(n_values) * 0.01 + 0.03
     values = rng.standard_normal((n_values, 3)) * 10.0 ** rng.integers(-8, 8, (n_values, 3))
     n_frames = frame_count(times[-1] + 0.03, rate)
-    expected = to_frame_grid(times, values, n_frames, rate)
-    grid = _GridAverager(n_frames, 3, rate)
-    bounds = [0, *sorted(min(c, n_values) for c in cuts), n_values]
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        grid.add(times[start:stop], values[start:stop], final=False)
-    assert np.array_equal(grid.result(), expected)
+    expected = _reference_grid(times, values, n_frames, rate)
+    assert np.array_equal(to_frame_grid(times, values, n_frames, rate), expected)
+    for dtype in (np.float64, np.float32):
+        grid = _GridAverager(n_frames, 3, rate, dtype=dtype)
+        bounds = [0, *sorted(min(c, n_values) for c in cuts), n_values]
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            grid.add(times[start:stop], values[start:stop], final=False)
+        out = grid.result()
+        assert out.dtype == dtype
+        assert np.array_equal(out, expected.astype(dtype))
+
+
+def test_averager_rejects_values_out_of_time_order():
+    grid = _GridAverager(10, 1, 25)
+    grid.add([0.01, 0.05, 0.09], np.ones((3, 1)), final=False)
+    with pytest.raises(ValueError, match="values must come in time order"):
+        grid.add([0.02], np.ones((1, 1)), final=False)
 
 
 def test_a_partial_last_frame_gets_the_last_values():
