@@ -1,5 +1,7 @@
 """The paper's protocols on a small generated corpus: tidy results, tables, no leakage."""
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -224,22 +226,89 @@ def test_cli_data_errors_are_one_line(tmp_path, capsys):
     assert "lacks the column(s) ['speaker']" in err and len(err.splitlines()) == 1
 
 
-def test_cli_manifest_reads_only_the_aus_of_the_command(tmp_path, manifest_with_aus):
+def test_cli_manifest_reads_only_the_aus_of_the_command(tmp_path, manifest_with_aus,
+                                                        monkeypatch):
+    from sklearn_s2au import plotting
+
     # OpenFace CSVs with AU12 and AU17 only: table1 --au AU17 must not ask for AU01
     manifest = manifest_with_aus(["AU12", "AU17"])
     out = tmp_path / "res"
+    drawn = []
+    draw = plotting.protocol_figures
+    monkeypatch.setattr(plotting, "protocol_figures",
+                        lambda *a, **k: drawn.append(k["held_out"]) or draw(*a, **k))
     assert main(["table1", "--manifest", str(manifest), "--au", "AU17", "--epochs", "1",
                  "--feature-set", "eGeMAPSv02", "--architectures", "Stacked-NoAtt",
                  "--n-jobs", "1", "--out", str(out), "-q"]) == 0
     tidy = pd.read_csv(out / "table1.csv")
     assert set(tidy.au) == {"AU17"} and len(tidy) == 2 * 4 * 3     # SVM + network
-    # the figures show what ran: AU17, eGeMAPS, Stacked-NoAtt (no attention layer)
+    # the figures show what ran: AU17, eGeMAPS (25 LLDs), Stacked-NoAtt (no attention
+    # layer, so no attention figure)
     assert sorted(p.name for p in (out / "figures").iterdir()) == [
         "table1_timeline.png", "table1_uar.png"]
+    (held_out,) = drawn
+    assert held_out.model_name == "Stacked-NoAtt" and held_out.attention is None
+    assert list(held_out.target_names) == [f"AU17_{phase}" for phase in
+                                           ("onset", "apex", "offset", "occurrence")]
+    assert held_out.model[-1].module_.n_features == 25
     assert main(["table2", "--manifest", str(manifest), "--aus", "AU12", "--epochs", "1",
                  "--feature-sets", "eGeMAPSv02", "--no-svm", "--no-figures",
                  "--n-jobs", "1", "--out", str(out), "-q"]) == 0
     assert set(pd.read_csv(out / "table2.csv").au) == {"AU12"}
+
+
+def test_cli_manifest_without_the_au_asked_for_names_the_option(tmp_path,
+                                                                manifest_with_aus, capsys):
+    manifest = manifest_with_aus(["AU12", "AU17"])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["table1", "--manifest", str(manifest), "--au", "AU04", "--no-figures", "-q",
+              "--out", str(tmp_path / "res")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("python -m sklearn_s2au table1: "
+                                                         "error: ")
+    assert "no intensity column for ['AU04']" in err and "--au or --aus" in err
+
+
+def test_cli_every_option_has_help_text():
+    import argparse
+
+    from sklearn_s2au.__main__ import _parser
+
+    parser = _parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == {"demo", "table1", "table2", "intensity"}
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help and action.help.strip(), (name, action.option_strings)
+        text = command.format_help()
+        for action in command._actions:
+            for option in action.option_strings:
+                assert option in text
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    """With the output redirected to a log the protocol draws no progress bar."""
+    import io
+
+    from sklearn_s2au._protocol import _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, drawn in ((io.StringIO(), False), (Terminal(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with _progress(3, verbose=1) as bar:
+            bar.update(3)
+        assert ("3/3" in stream.getvalue()) is drawn
+    quiet = Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    with _progress(3, verbose=0) as bar:
+        bar.update(3)
+    assert quiet.getvalue() == ""
 
 
 # ---- a protocol that survives being killed -----------------------------------------
@@ -264,24 +333,60 @@ def test_killed_protocol_resumes_to_the_same_table(tmp_path):
     n_fits = len(list((reference / "fits").glob("fit_*.csv")))
     assert n_fits == 3 * 3                   # 2 networks and the SVM x 3 folds
 
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((killed / "fits").glob("fit_*.csv"))) < 2:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list((killed / "fits").glob("fit_*.csv")))
-    assert 2 <= done < n_fits, done           # killed part-way
-    assert not (killed / "table1.csv").exists()
-    assert not list((killed / "fits").glob(".*.tmp"))       # no half-written file left
-    resumed = subprocess.run(command(killed, quiet=False), check=True, env=env,
-                             capture_output=True, text=True)
-    assert f"{done} of {n_fits} fits already done" in resumed.stderr + resumed.stdout
-    a = pd.read_csv(reference / "table1.csv").drop(columns="seconds")
-    b = pd.read_csv(killed / "table1.csv").drop(columns="seconds")
-    pd.testing.assert_frame_equal(a, b)
+    # SIGKILL (no clean-up at all) and SIGTERM (Python's default: the process ends
+    # where it is); either way the resumed run gives the uninterrupted table
+    for sig in (signal.SIGKILL, signal.SIGTERM):
+        killed = tmp_path / f"killed_{sig.name}"
+        proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while (time.time() < deadline
+               and len(list((killed / "fits").glob("fit_*.csv"))) < 2):
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        assert proc.wait() == -sig
+        done = len(list((killed / "fits").glob("fit_*.csv")))
+        assert 2 <= done < n_fits, (sig, done)            # killed part-way
+        assert not (killed / "table1.csv").exists()
+        assert not list((killed / "fits").glob(".*.tmp"))   # no half-written file left
+        resumed = subprocess.run(command(killed, quiet=False), check=True, env=env,
+                                 capture_output=True, text=True)
+        assert f"{done} of {n_fits} fits already done" in resumed.stderr + resumed.stdout
+        a = pd.read_csv(reference / "table1.csv").drop(columns="seconds")
+        b = pd.read_csv(killed / "table1.csv").drop(columns="seconds")
+        pd.testing.assert_frame_equal(a, b)
+
+
+def test_atomic_write_leaves_the_old_file_or_the_new_one(tmp_path):
+    from sklearn_s2au._protocol import atomic_write
+
+    path = tmp_path / "table.csv"
+    path.write_text("old\n")
+
+    def half_then_fail(tmp):
+        tmp.write_text("half a ")
+        raise KeyboardInterrupt          # killed mid-write, as far as Python can tell
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, half_then_fail)
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == [
+        "table.csv"]
+    atomic_write(path, lambda tmp: tmp.write_text("new\n"))
+    assert path.read_text() == "new\n" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_write_results_writes_csv_and_parquet_that_read_back(tmp_path):
+    results = pd.DataFrame({"au": ["AU12", "AU17"], "uar": [0.5, 0.75], "fold": [0, 1]})
+    paths = experiments.write_results(results, tmp_path, "table1")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "table1.csv"), results)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        assert [p.name for p in paths] == ["table1.csv"]
+        return
+    assert [p.name for p in paths] == ["table1.csv", "table1.parquet"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "table1.parquet"), results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table1.csv", "table1.parquet"]
 
 
 def test_held_out_speaker_data_cannot_reach_its_own_fold(corpus, monkeypatch):

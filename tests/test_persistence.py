@@ -196,8 +196,9 @@ def test_safetensors_weights_round_trip(data, tmp_path, cls):
     assert set(header) - {"__metadata__"} == set(state)
     for name, tensor in load_file(path).items():
         assert torch.equal(tensor, state[name]), name
-    # a new net with the same parameters; the data-dependent attributes that fit would
-    # set are restored by hand (see the xfail above), then the weights are loaded
+    # a new net with the same parameters; here the data-dependent attributes that fit
+    # would set are copied over (the route through module__n_features is tested in
+    # test_safetensors_into_a_freshly_initialized_net), then the weights are loaded
     fresh = cls(**TINY)
     for name in ("n_features_in_", "n_targets_", "y_ndim_", "random_seed_", "classes_"):
         setattr(fresh, name, getattr(net, name))

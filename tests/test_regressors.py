@@ -467,3 +467,25 @@ def test_paper_settings_cover_the_regressors():
     assert paper_settings(EncInterAttDecRegressor(lr=0.5)) == {**PAPER_SETTINGS,
                                                                **PAPER_DECODER}
     assert paper_settings(StackedIntraAttRegressor()) == PAPER_SETTINGS
+
+
+def test_non_finite_loss_warns_in_every_regressor():
+    """Issue 12 (defect 11) for the intensity models: a diverged network or frame-wise
+    regressor says so instead of returning NaN intensities silently."""
+    feats, speakers, targets = _sequences(n_recordings=12)
+    X = _batch(feats, speakers)
+    for cls in (StackedIntraAttRegressor, EncInterAttDecRegressor):
+        with pytest.warns(RuntimeWarning, match=rf"{cls.__name__}: the training loss "
+                                                rf"became non-finite at epoch 1 .*Lower lr "
+                                                rf"\(now 1e\+30\)"):
+            cls(lr=1e30, max_epochs=2, random_state=0, **TINY).fit(X, targets)
+
+    class Diverged(Ridge):
+        def fit(self, X, y):
+            super().fit(X, y)
+            self.coef_ = np.full_like(self.coef_, np.nan)
+            return self
+
+    with pytest.warns(RuntimeWarning, match=r"fitted Diverged of target 0 has non-finite "
+                                            r"values in \['coef_'\]; its training diverged"):
+        FrameRegressor(Diverged()).fit(X, targets)

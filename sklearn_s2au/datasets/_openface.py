@@ -97,7 +97,7 @@ def read_openface_csv(path, frame_rate=25, n_frames=None, aus=None, *, tolerance
             raise ValueError(f"{name}: no intensity column for {missing} (expected "
                              f"{[a + '_r' for a in missing]}); it has "
                              f"{[available[a] for a in available]}. Pass aus= with the "
-                             f"AUs it has.")
+                             f"AUs it has (on the command line: --au or --aus).")
     if not wanted:
         raise ValueError(f"{name}: no AU intensity columns (AUxx_r) found.")
     if len(table) == 0:
