@@ -12,6 +12,9 @@ Usage::
 
     python benchmarks/bench_backends.py [--old e4a8d62] [--rounds 2] -- [bench_networks args]
 
+``--old`` can be any commit (e.g. ``--old HEAD`` to measure an uncommitted change in one
+run against the last commit).
+
 Needs git and, for the old tier, a C compiler.
 """
 
@@ -80,20 +83,22 @@ def main(argv=None):
                        cwd=ROOT, check=True, capture_output=True)
         try:
             env_old = dict(os.environ, PYTHONPATH=str(old),
-                           SKLEARN_S2AU_CACHE=str(Path(tmp) / "c-cache"))
+                           SKLEARN_S2AU_CACHE=str(Path(tmp) / "c-cache"),
+                           NUMBA_CACHE_DIR=str(Path(tmp) / "numba-cache-old"))
             env_new = dict(os.environ, PYTHONPATH=str(ROOT),
                            NUMBA_CACHE_DIR=str(Path(tmp) / "numba-cache"))
             print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
                   f"bench_networks.py {' '.join(rest)}")
             for i in range(args.rounds):
-                for label, tree, env in (("C loops (" + args.old + ")", old, env_old),
-                                         ("numba loops (this tree)", ROOT, env_new)):
+                for label, tree, env in ((f"old tree ({args.old})", old, env_old),
+                                         ("this tree", ROOT, env_new)):
                     print(f"\n## round {i + 1}: {label}")
                     print(run(tree, rest, env), end="")
             print("\n## first fit in a fresh process (s): cold cache, warm cache")
             for label, tree, env, caches in (
-                    ("C loops", old, env_old, [Path(tmp) / "c-cache"]),
-                    ("numba loops", ROOT, env_new, [Path(tmp) / "numba-cache"])):
+                    ("old tree", old, env_old, [Path(tmp) / "c-cache",
+                                                Path(tmp) / "numba-cache-old"]),
+                    ("this tree", ROOT, env_new, [Path(tmp) / "numba-cache"])):
                 cold, warm = first_fit(tree, env, caches)
                 print(f"{label:12s} {cold:6.1f} {warm:6.1f}")
         finally:

@@ -356,7 +356,6 @@ class _BiLSTM(torch.autograd.Function):
         hs = xw.new_zeros((k, d, b, t_len, h_size))
         _forward(_kernels.lstm_forward, _items(k * d, lengths), lengths.numpy(), _np(xw),
                  _np(w_hh), _np(acts), _np(cells), _np(hs))
-        ctx.xw_layout = (xw.shape, xw.stride())
         ctx.save_for_backward(lengths, w_hh, acts, cells, hs)
         return hs
 
@@ -365,9 +364,9 @@ class _BiLSTM(torch.autograd.Function):
     def backward(ctx, grad_hs):
         lengths, w_hh, acts, cells, hs = ctx.saved_tensors
         k, d = hs.shape[:2]
-        # the gradient in the layout of xw: a projection computed as one (B*T, F) x
-        # (F, K*2*4H) product takes it back without a copy
-        d_xw = acts.new_empty_strided(*ctx.xw_layout).zero_()
+        # C-contiguous, as acts: numba compiles its loops for that layout (vectorised);
+        # for strided arrays it compiles slower, scalar ones
+        d_xw = torch.zeros_like(acts)
         groups = _groups(_items(k * d, lengths))
         d_w = w_hh.new_zeros((len(groups),) + w_hh.shape)
         args = (lengths.numpy(), _np(w_hh), _np(acts), _np(cells), _np(hs),
@@ -388,9 +387,8 @@ def bilstm(xw, w_hh, lengths):
         raise ValueError(f"bilstm_recurrence: w_hh must be (K, 2, H, 4H), got "
                          f"{tuple(w_hh.shape)}.")
     lengths = _lengths("bilstm_recurrence", lengths, dims["T"])
-    if xw.stride(-1) != 1:
-        xw = xw.contiguous()
-    return _BiLSTM.apply(xw, w_hh, lengths)
+    # C-contiguous: the layout numba's vectorised loops are compiled for
+    return _BiLSTM.apply(xw.contiguous(), w_hh, lengths)
 
 
 # ---- intra-attention ---------------------------------------------------------------------
