@@ -105,7 +105,7 @@ def run_fits(fit, frames, models, folds, y, target_names, groups, *, columns, ma
         for attempt in range(retries + 1):
             finished = set()
             try:
-                parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+                parallel = _fit_parallel(n_jobs)
                 for key, fold_rows in parallel(tasks):
                     if store is not None:
                         store.write(key, fold_rows, columns)
@@ -193,6 +193,34 @@ def atomic_write(path, write):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+# joblib's loky workers are reused from one Parallel call to the next, and loky takes a
+# worker's reference memory after its first task. A worker whose first task was feature
+# extraction grows by more than loky's threshold (300 MB) once a fit has loaded torch's
+# and numba's code, so loky restarts it as "leaking", with a UserWarning ("A worker
+# stopped while some jobs were given to the executor ... memory leak") in every protocol
+# run. The fits therefore get workers of their own: a loky backend with another idle
+# timeout than joblib's default (300 s), which loky does not reuse from the extraction.
+_FIT_WORKER_TIMEOUT = 301
+
+
+def _fit_parallel(n_jobs):
+    """The Parallel of the fits: the active joblib backend, with fresh loky workers where
+    it is joblib's default loky backend (see ``_FIT_WORKER_TIMEOUT``)."""
+    try:
+        from joblib.parallel import get_active_backend
+    except ImportError:  # pragma: no cover - joblib without it
+        return Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    backend, _ = get_active_backend()
+    kwargs = getattr(backend, "backend_kwargs", None)
+    if type(backend).__name__ != "LokyBackend" or kwargs is None \
+            or "idle_worker_timeout" in kwargs:
+        return Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    fits_backend = type(backend)(nesting_level=backend.nesting_level,
+                                 inner_max_num_threads=backend.inner_max_num_threads,
+                                 **kwargs, idle_worker_timeout=_FIT_WORKER_TIMEOUT)
+    return Parallel(n_jobs=n_jobs, return_as="generator_unordered", backend=fits_backend)
 
 
 def _progress(total, verbose):

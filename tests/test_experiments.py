@@ -452,3 +452,26 @@ def test_held_out_speaker_data_cannot_reach_its_own_fold(corpus, monkeypatch):
         same = all(np.array_equal(np.asarray(a), np.asarray(b))
                    for a, b in zip(before, fitted[key]))
         assert same == (held_out not in key[1]), key
+
+
+def test_protocol_workers_are_not_restarted_as_leaking(tmp_path):
+    """Extraction and fits in loky workers (a fresh process, n_jobs=2): the fits get
+    workers of their own, so loky does not take the memory a fit loads (torch, the
+    compiled loops) for a leak of an extraction worker and restart it with a warning."""
+    import subprocess
+
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "from sklearn_s2au import experiments\n"
+        "from sklearn_s2au.datasets import make_speech_au_corpus\n"
+        "corpus = make_speech_au_corpus(n_speakers=3, recordings_per_speaker=4, "
+        "random_state=0)\n"
+        "res = experiments.run_protocol(corpus, architectures=['Enc-InterAtt-Dec'], "
+        "feature_sets=['eGeMAPSv02'], aus=['AU17'], svm=True, max_epochs=3, n_jobs=2, "
+        "verbose=0)\n"
+        "print(len(res))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, check=True)
+    assert out.stdout.split() == ["24"]          # 2 models x 3 folds x 4 sub-classes
+    assert "A worker stopped" not in out.stderr, out.stderr[-2000:]
