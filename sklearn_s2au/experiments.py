@@ -5,9 +5,11 @@ real frames of the held-out speaker; the intensity protocol (:func:`intensity`) 
 same cross-validation of regressors scored with the CCC and Pearson's r. Features are
 extracted once per recording (and cached on disk with :class:`joblib.Memory` when
 ``memory`` is given); speaker normalisation, padding, training and early stopping happen
-inside each fold on the training speakers only. All targets of one fold are trained in
-one vectorised pass of independent models (``multi_target="independent"``), numerically
-one model per target as in the paper. Folds run in parallel through joblib, so
+inside each fold on the training speakers only. The targets of one fold are trained in
+groups of ``targets_per_fit``: with the default settings one network with an output per
+target of the group (the networks' default ``multi_target="shared"``), with the paper's
+settings one vectorised pass of independent models (``multi_target="independent"``),
+numerically one model per target as in the paper. Folds run in parallel through joblib, so
 ``joblib.parallel_backend("dask")`` scales them out to a cluster.
 """
 
@@ -120,7 +122,7 @@ def _network(architecture, max_epochs, random_state, params, settings="default",
     # regressor of that family as well
     kwargs = paper_settings(cls) if settings == "paper" else {}
     kwargs.update(config)
-    kwargs.update(multi_target="independent", random_state=random_state, verbose=0)
+    kwargs.update(random_state=random_state, verbose=0)
     if max_epochs is not None:
         kwargs["max_epochs"] = max_epochs
     kwargs.update(params or {})

@@ -5,6 +5,7 @@ what they are given (results, predictions, fitted models); they train nothing: t
 models of a protocol's figures come from :mod:`sklearn_s2au.experiments`.
 """
 
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -277,6 +278,13 @@ def plot_learning_curves(net, *, model=None, axes=None):
         _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     axes = np.asarray(axes)
     epochs = np.arange(1, len(history) + 1)
+    if model is not None:
+        n_models = len(history[0].get("train_bce_per_model", [None]))
+        if not (isinstance(model, numbers.Integral) and 0 <= model < n_models):
+            raise ValueError(
+                f"model={model!r} is not a model of this network: it has {n_models} "
+                f"model(s) (multi_target={getattr(net, 'multi_target', None)!r}); "
+                f"give model=0..{n_models - 1}, or None for all targets.")
 
     def column(key):
         if model is None:

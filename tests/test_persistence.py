@@ -166,16 +166,19 @@ def test_safetensors_into_a_freshly_initialized_net(data, tmp_path, cls):
         cls(**TINY, module__n_features=0).initialize()
 
 
-def test_safetensors_into_a_fresh_net_with_several_targets(data, tmp_path):
+@pytest.mark.parametrize("multi_target, size", [("shared", "module__n_outputs"),
+                                               ("independent", "module__n_models")])
+def test_safetensors_into_a_fresh_net_with_several_targets(data, tmp_path, multi_target,
+                                                           size):
     pytest.importorskip("safetensors")
     X, y = data
     batch = Pipeline(_front() + [("pad", SequencePadder(max_len=10))]).fit_transform(X)
     y2 = [np.c_[labels, 1 - labels] for labels in y]
-    net = EncInterAttDecClassifier(**TINY).fit(batch, y2)
+    net = EncInterAttDecClassifier(**TINY, multi_target=multi_target).fit(batch, y2)
     path = tmp_path / "weights.safetensors"
     net.save_params(f_params=path, use_safetensors=True)
-    fresh = EncInterAttDecClassifier(**TINY, module__n_features=batch.n_features,
-                                     module__n_models=2)
+    fresh = EncInterAttDecClassifier(**TINY, multi_target=multi_target,
+                                     module__n_features=batch.n_features, **{size: 2})
     fresh.initialize()
     fresh.load_params(f_params=path, use_safetensors=True)
     _same(fresh.predict_proba(batch), net.predict_proba(batch))

@@ -55,7 +55,9 @@ def test_plot_learning_curves_draws_the_history():
     feats = [rng.randn(n, 3).astype("float32") for n in (20, 25, 18, 30, 22, 27)]
     y = [np.c_[f[:, 0] > 0, f[:, 1] > 0].astype(int) for f in feats]
     X = SequenceBatch.from_features(feats, ["a", "a", "b", "b", "c", "c"], max_len=16)
-    clf = StackedIntraAttClassifier(module__hidden_size=3, max_epochs=4, random_state=0)
+    # independent models: a curve per target (model=k)
+    clf = StackedIntraAttClassifier(module__hidden_size=3, max_epochs=4, random_state=0,
+                                    multi_target="independent")
     clf.fit(X, y)
     left, right = plot_learning_curves(clf)
     train, valid, penalty = left.get_lines()[:3]
@@ -73,6 +75,13 @@ def test_plot_learning_curves_draws_the_history():
     assert marks == {clf.selected_epochs_[1]}
     with pytest.raises(ValueError, match="call fit first"):
         plot_learning_curves(StackedIntraAttClassifier())
+    # one shared network (the default) has one model: model=1 names the parameter
+    shared = StackedIntraAttClassifier(module__hidden_size=3, max_epochs=2,
+                                       random_state=0).fit(X, y)
+    left, _ = plot_learning_curves(shared, model=0)
+    np.testing.assert_allclose(left.get_lines()[0].get_ydata(), shared.history[:, "train_bce"])
+    with pytest.raises(ValueError, match=r"model=1 .* 1 model.*multi_target='shared'"):
+        plot_learning_curves(shared, model=1)
 
 
 def test_plot_intensity_timeline_draws_the_curves_of_every_model():
