@@ -224,8 +224,8 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     feature_sets : sequence of str
         openSMILE feature sets.
     aus, phases : sequence of str
-        The AU sub-classes (targets). All targets of one fold and architecture are trained
-        at once as independent models with separate early stopping.
+        The AU sub-classes (targets), trained per fold and architecture in groups of
+        ``targets_per_fit``.
     svm : bool, default=True
         Add the frame-wise SVM baseline of Ringeval et al. (2015) as a row.
     max_epochs : int or None
@@ -239,11 +239,14 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
         ones (:func:`~sklearn_s2au.classifiers.paper_settings`: lr 1e-4, L2 1e-1, the
         paper's decoder...). ``max_epochs`` and ``network_params`` apply on top.
     targets_per_fit : int, default=8
-        How many targets one vectorised fit trains as independent models. Every model
-        is independent either way (its own weights, class weights and early stopping);
-        groups of 8 keep the per-step tensors in cache (measured about 17 % less time
-        per model than 32 at once, ``benchmarks/bench_protocol.py``) and balance the
-        parallel workers.
+        How many targets one fit trains: with the default settings one network with an
+        output per target of the group (``multi_target="shared"``; which targets share
+        a network changes the results: on the demo corpus groups of 8, two AUs × 4
+        sub-classes, scored higher than 4 or 32, see ``docs/architectures.rst``), with
+        the paper's settings independent models in one vectorised pass (each with its
+        own weights, class weights and early stopping; groups of 8 keep the per-step
+        tensors in cache, measured about 17 % less time per model than 32 at once,
+        ``benchmarks/bench_protocol.py``). Groups also balance the parallel workers.
     frame_rate : float, default=25
     memory : str, Path, joblib.Memory or None
         Feature cache.
@@ -323,8 +326,8 @@ def demo(corpus, *, max_epochs=None, architectures=DEMO_ARCHITECTURES,
     """The demo: a reduced but real protocol on a corpus, in a few minutes on 2 cores.
 
     Two Table I architectures (Stacked-NoAtt and the paper's best, Enc-InterAtt-Dec) and
-    the SVM baseline on the 4 sub-classes of two AUs (8 independent models per fold,
-    trained in one vectorised pass), leave-one-speaker-out on all speakers, with at most
+    the SVM baseline on the 4 sub-classes of two AUs (8 targets per fold, one network with
+    an output per target under the default settings), leave-one-speaker-out on all speakers, with at most
     ``DEMO_EPOCHS`` epochs (the paper's early stopping engages from epoch 20). The full
     protocols are :func:`table1` and :func:`table2`. See :func:`run_protocol` for the
     keyword arguments and the result's columns.
@@ -588,8 +591,8 @@ def held_out_timeline(corpus, *, au="AU17", feature_set="eGeMAPSv02",
                       settings="default", memory=None, random_state=0):
     """A network's predicted AU sub-classes on one recording of a held-out speaker.
 
-    A network of ``architecture`` is trained (the four sub-classes of ``au`` as
-    independent models, as in the protocols) on every speaker but ``test_speaker``, and
+    A network of ``architecture`` is trained (the four sub-classes of ``au`` as its
+    targets, in the layout of the settings as in the protocols) on every speaker but ``test_speaker``, and
     predicts the held-out recording where ``au`` is active longest: what
     :func:`sklearn_s2au.plotting.protocol_figures` draws for ``python -m sklearn_s2au
     table1/table2/demo``.
