@@ -22,10 +22,12 @@ Usage::
 
     python benchmarks/bench_learning.py [--corpus demo|second] [--aus AU12 AU17 | all]
         [--feature-sets eGeMAPSv02 ComParE_2016] [--settings default paper]
-        [--max-epochs N] [--n-jobs 2] [--out DIR] [--network-params JSON]
+        [--max-epochs N] [--n-jobs 2] [--out DIR] [--network-params JSON] [--no-svm]
 
 ``--network-params '{"valid_speakers": 2}'`` sets constructor arguments of the
-networks on top of the settings (to measure a change to the defaults).
+networks on top of the settings (to measure a change to the defaults); ``--no-svm``
+skips the SVM rows (when a sweep of network options already has them from a run
+beside it).
 """
 
 import argparse
@@ -64,6 +66,7 @@ def main():
     parser.add_argument("--cache", default=".cache/bench_learning")
     parser.add_argument("--network-params", type=json.loads, default=None,
                         help="JSON object of network constructor arguments")
+    parser.add_argument("--no-svm", action="store_true", help="skip the SVM rows")
     args = parser.parse_args()
     aus = list(AUS) if args.aus == ["all"] else args.aus
 
@@ -76,12 +79,13 @@ def main():
                   max_epochs=args.max_epochs, targets_per_fit=args.targets_per_fit,
                   verbose=0)
     for feature_set in args.feature_sets:
-        start = time.perf_counter()
-        res = experiments.run_protocol(corpus, architectures=(), svm=True,
-                                       feature_sets=(feature_set,), **common)
-        res["settings"] = "-"
-        parts.append(res)
-        print(f"{feature_set} SVM: {time.perf_counter() - start:.0f} s", flush=True)
+        if not args.no_svm:
+            start = time.perf_counter()
+            res = experiments.run_protocol(corpus, architectures=(), svm=True,
+                                           feature_sets=(feature_set,), **common)
+            res["settings"] = "-"
+            parts.append(res)
+            print(f"{feature_set} SVM: {time.perf_counter() - start:.0f} s", flush=True)
         for settings in args.settings:
             start = time.perf_counter()
             res = experiments.run_protocol(corpus, architectures=args.architectures,

@@ -456,21 +456,27 @@ def test_default_networks_learn_on_held_out_speakers():
     test = frames["speaker"].isin(["spk05", "spk06"]).to_numpy()
     y_train = [y for y, held_out in zip(bunch.y, test) if not held_out]
     y_test = [y for y, held_out in zip(bunch.y, test) if held_out]
-    for clf in (EncInterAttDecClassifier(random_state=0),
-                StackedIntraAttClassifier(random_state=0)):
-        pipe = Pipeline([("norm", SpeakerNormaliser()), ("pad", SequencePadder(max_len=100)),
-                         ("clf", clf)]).fit(frames[~test], y_train)
-        pred = pipe.predict(frames[test])
-        proba = np.concatenate(pipe.predict_proba(frames[test]))
-        frames_pred = np.concatenate(pred)
-        name = type(clf).__name__
-        for k in range(2):
-            assert 0.05 < frames_pred[:, k].mean() < 0.95, name   # not one class everywhere
-            assert proba[:, k].std() > 0.03, name                 # not a flat probability
-        uar = sequence_uar(y_test, pred, return_per_target=True)
-        # every target above chance, the mean clearly so (one seed on 2 test speakers:
-        # a target's UAR varies by about 0.1 from seed to seed)
-        assert uar.mean() > 0.57 and (uar > 0.5).all(), (name, uar.tolist())
+    for cls in (EncInterAttDecClassifier, StackedIntraAttClassifier):
+        name = cls.__name__
+        # three seeds (initial weights and validation speaker): on 2 test speakers one
+        # seed's UAR of a target varies by about 0.1, their mean far less
+        uars = []
+        for seed in range(3):
+            pipe = Pipeline([("norm", SpeakerNormaliser()),
+                             ("pad", SequencePadder(max_len=100)),
+                             ("clf", cls(random_state=seed))]).fit(frames[~test], y_train)
+            pred = pipe.predict(frames[test])
+            proba = np.concatenate(pipe.predict_proba(frames[test]))
+            frames_pred = np.concatenate(pred)
+            for k in range(2):
+                assert 0.05 < frames_pred[:, k].mean() < 0.95, (name, seed)  # not one class
+                assert proba[:, k].std() > 0.03, (name, seed)      # not a flat probability
+            uars.append(sequence_uar(y_test, pred, return_per_target=True))
+        uars = np.array(uars)                                      # (seed, target)
+        # every seed above chance on average, every target clearly so over the seeds
+        assert (uars.mean(1) > 0.55).all(), (name, uars.round(3).tolist())
+        assert (uars.mean(0) > 0.57).all(), (name, uars.round(3).tolist())
+        assert uars.mean() > 0.6, (name, uars.round(3).tolist())
 
 
 def test_paper_settings_are_one_call_away():
