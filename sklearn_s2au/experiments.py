@@ -326,11 +326,11 @@ def demo(corpus, *, max_epochs=None, architectures=DEMO_ARCHITECTURES,
     """The demo: a reduced but real protocol on a corpus, in a few minutes on 2 cores.
 
     Two Table I architectures (Stacked-NoAtt and the paper's best, Enc-InterAtt-Dec) and
-    the SVM baseline on the 4 sub-classes of two AUs (8 targets per fold, one network with
-    an output per target under the default settings), leave-one-speaker-out on all speakers, with at most
-    ``DEMO_EPOCHS`` epochs (the paper's early stopping engages from epoch 20). The full
-    protocols are :func:`table1` and :func:`table2`. See :func:`run_protocol` for the
-    keyword arguments and the result's columns.
+    the SVM baseline on the 4 sub-classes of two AUs (8 targets per fold, one network
+    with an output per target under the default settings), leave-one-speaker-out on all
+    speakers, with at most ``DEMO_EPOCHS`` epochs (the paper's early stopping engages
+    from epoch 20). The full protocols are :func:`table1` and :func:`table2`. See
+    :func:`run_protocol` for the keyword arguments and the result's columns.
     """
     max_epochs = DEMO_EPOCHS if max_epochs is None else max_epochs
     return run_protocol(corpus, architectures=architectures, feature_sets=feature_sets,
@@ -592,10 +592,10 @@ def held_out_timeline(corpus, *, au="AU17", feature_set="eGeMAPSv02",
     """A network's predicted AU sub-classes on one recording of a held-out speaker.
 
     A network of ``architecture`` is trained (the four sub-classes of ``au`` as its
-    targets, in the layout of the settings as in the protocols) on every speaker but ``test_speaker``, and
-    predicts the held-out recording where ``au`` is active longest: what
-    :func:`sklearn_s2au.plotting.protocol_figures` draws for ``python -m sklearn_s2au
-    table1/table2/demo``.
+    targets, in the layout of the settings as in the protocols) on every speaker but
+    ``test_speaker``, and predicts the held-out recording where ``au`` is active
+    longest: what :func:`sklearn_s2au.plotting.protocol_figures` draws for ``python -m
+    sklearn_s2au table1/table2/demo``.
 
     Parameters
     ----------

@@ -473,8 +473,10 @@ def test_default_networks_learn_on_held_out_speakers():
                 assert proba[:, k].std() > 0.03, (name, seed)      # not a flat probability
             uars.append(sequence_uar(y_test, pred, return_per_target=True))
         uars = np.array(uars)                                      # (seed, target)
-        # every seed above chance on average, every target clearly so over the seeds
-        assert (uars.mean(1) > 0.55).all(), (name, uars.round(3).tolist())
+        # every seed: every target above chance, their mean clearly so; over the seeds
+        # every target clearly above chance
+        assert (uars > 0.5).all(), (name, uars.round(3).tolist())
+        assert (uars.mean(1) > 0.57).all(), (name, uars.round(3).tolist())
         assert (uars.mean(0) > 0.57).all(), (name, uars.round(3).tolist())
         assert uars.mean() > 0.6, (name, uars.round(3).tolist())
 
