@@ -15,6 +15,11 @@ Usage::
 ``--old`` can be any commit (e.g. ``--old HEAD`` to measure an uncommitted change in one
 run against the last commit).
 
+Each tree runs its own ``bench_networks.py``. Trees from after the shared default
+(ca0effd) and before the like-for-like fix of that script time its K rows as one shared
+network with K outputs at batch 16, so their K > 1 rows do not compare with a later
+tree's (see the README); the Table I rows and K = 1 do, up to the batch size.
+
 Needs git and, for the old tier, a C compiler.
 """
 
