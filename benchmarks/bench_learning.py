@@ -27,9 +27,8 @@ Usage::
 ``--network-params '{"valid_speakers": 2}'`` sets constructor arguments of the
 networks on top of the settings (to measure a change to the defaults); ``--no-svm``
 skips the SVM rows (when a sweep of network options already has them from a run
-beside it). Results are cached in ``--cache`` by corpus, features and estimator
-parameters, not by the package's code: to measure a change to the code under the same
-parameters, give the run its own ``--cache`` directory.
+beside it). ``--cache`` holds the extracted features only (joblib ``memory``); every
+fit runs afresh.
 """
 
 import argparse
