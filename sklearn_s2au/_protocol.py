@@ -7,6 +7,7 @@ each finished one to a checkpoint folder, reads back the ones a killed run alrea
 finished, and runs again the fits of a worker process that died.
 """
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -149,8 +150,18 @@ def _keyed_fit(fit, key, *args):
     return key, fit(*args)
 
 
+@functools.lru_cache(maxsize=None)
+def source_fingerprint():
+    """Hash of the package's Python sources: a fit checkpoint made by other code (a
+    development tree changed without a new ``__version__``) is not reused."""
+    root = Path(__file__).resolve().parent
+    files = sorted(root.rglob("*.py"))
+    return joblib_hash([(str(f.relative_to(root)), f.read_bytes()) for f in files])
+
+
 class FitStore:
-    """Finished fits of a protocol, one CSV each, named by a hash of their inputs."""
+    """Finished fits of a protocol, one CSV each, named by a hash of their inputs and of
+    the package's code (`source_fingerprint`)."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
@@ -162,7 +173,7 @@ class FitStore:
         from . import __version__
 
         # the columns tell a classification fit from an intensity fit of the same data
-        return joblib_hash((__version__, frames_key, [np.asarray(a) for a in y], list(names),
+        return joblib_hash((__version__, source_fingerprint(), frames_key, [np.asarray(a) for a in y], list(names),
                             np.asarray(train), np.asarray(test), type(estimator).__name__,
                             params, int(max_len), sorted(meta.items(), key=str),
                             list(columns)))

@@ -257,8 +257,9 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
         protocol that was killed resumes where it stopped and returns the same table as
         an uninterrupted run (except for the ``seconds`` column of the resumed fits).
         A fit is identified by everything it depends on (estimator parameters,
-        features, labels, train and test recordings), so a changed setting is
-        recomputed, never mixed up.
+        features, labels, train and test recordings, and the package's version and
+        source code), so a changed setting or changed code is recomputed, never mixed
+        up.
     retries : int, default=2
         When a worker process dies (killed, out of memory, a Dask worker lost), the fits
         that had not finished run again, up to ``retries`` times; the finished ones are

@@ -166,6 +166,24 @@ def test_intensity_checkpoint_resumes_and_is_apart_from_classification(corpus, t
     assert len(list((tmp_path / "fits").glob("fit_*.csv"))) == 6
 
 
+def test_checkpoint_made_by_other_code_is_not_reused(corpus, tmp_path, monkeypatch):
+    from sklearn_s2au import _protocol
+
+    kwargs = dict(architectures=[], aus=AUS2, n_jobs=1, verbose=0,
+                  checkpoint=tmp_path / "fits")
+    experiments.intensity(corpus, **kwargs)
+    assert _protocol.source_fingerprint() == _protocol.source_fingerprint()
+    seen = []
+    monkeypatch.setattr(experiments, "_fit_intensity_fold", _fake_fit(seen))
+    experiments.intensity(corpus, **kwargs)
+    assert seen == []                                    # same code: read back
+    # the package's sources changed (same version, same parameters): fitted again
+    monkeypatch.setattr(_protocol, "source_fingerprint", lambda: "edited sources")
+    again = experiments.intensity(corpus, **kwargs)
+    assert len(seen) == 3 and set(again["ccc"]) == {0.5}
+    assert len(list((tmp_path / "fits").glob("fit_*.csv"))) == 6
+
+
 def test_no_held_out_speaker_frame_reaches_the_regressors_fit(corpus, monkeypatch):
     from sklearn_s2au import baselines, preprocessing
 
