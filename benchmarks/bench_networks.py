@@ -24,9 +24,9 @@ Data: 142 recordings of 50..100 frames (one chunk each, T = 100), 130 features,
 batch 32 for every timed fit (the reference's, and the paper's; the estimators' default
 is 16, whose twice as many optimiser steps per epoch would not compare like with like):
 the size of the paper's ComParE setting. The scaling rows keep the estimator's defaults
-(batch 16), as a notebook fit would. Each timing is the median epoch of a
-few epochs after a warm-up epoch (``--stat min``, the default, is the fastest epoch: the
-least disturbed by other processes on a shared machine; ``--stat median`` is available).
+(batch 16), as a notebook fit would. Each timing is one epoch of a few timed after a
+warm-up epoch: the fastest (``--stat min``, the default: the least disturbed by other
+processes on a shared machine) or the median (``--stat median``).
 
 Usage::
 
