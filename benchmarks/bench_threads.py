@@ -45,6 +45,13 @@ def main():
         sections.append(time.perf_counter() - start)
 
     ops._run = timed_run
+    try:
+        measure(args, sections)
+    finally:
+        ops._run = original
+
+
+def measure(args, sections):
     torch.manual_seed(0)
     net = EncoderDecoderNet(n_features=130, hidden_size=20, seeds=[0])
     print(f"# default EncoderDecoderNet, one batch forward + backward, T=100, 130 features; "
@@ -69,7 +76,6 @@ def main():
             print(f"{batch:5d} {n:7d} {1e3 * total:7.1f} {1e3 * loops:7.1f} "
                   f"{1e3 * (total - loops):7.1f}  "
                   + "  ".join(f"{1e3 * m:.1f}" for m in means))
-    ops._run = original
 
 
 if __name__ == "__main__":

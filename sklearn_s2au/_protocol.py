@@ -150,13 +150,19 @@ def _keyed_fit(fit, key, *args):
     return key, fit(*args)
 
 
-@functools.lru_cache(maxsize=None)
-def source_fingerprint():
-    """Hash of the package's Python sources: a fit checkpoint made by other code (a
-    development tree changed without a new ``__version__``) is not reused."""
-    root = Path(__file__).resolve().parent
+def sources_hash(root):
+    """Hash of the names and contents of the ``.py`` files under ``root``."""
+    root = Path(root)
     files = sorted(root.rglob("*.py"))
     return joblib_hash([(str(f.relative_to(root)), f.read_bytes()) for f in files])
+
+
+@functools.lru_cache(maxsize=None)
+def source_fingerprint():
+    """Hash of the package's Python sources (read once per process): a fit checkpoint
+    made by other code (a development tree changed without a new ``__version__``) is
+    not reused."""
+    return sources_hash(Path(__file__).resolve().parent)
 
 
 class FitStore:
@@ -173,10 +179,10 @@ class FitStore:
         from . import __version__
 
         # the columns tell a classification fit from an intensity fit of the same data
-        return joblib_hash((__version__, source_fingerprint(), frames_key, [np.asarray(a) for a in y], list(names),
-                            np.asarray(train), np.asarray(test), type(estimator).__name__,
-                            params, int(max_len), sorted(meta.items(), key=str),
-                            list(columns)))
+        return joblib_hash((__version__, source_fingerprint(), frames_key,
+                            [np.asarray(a) for a in y], list(names), np.asarray(train),
+                            np.asarray(test), type(estimator).__name__, params,
+                            int(max_len), sorted(meta.items(), key=str), list(columns)))
 
     def _path(self, key):
         return self.folder / f"fit_{key}.csv"

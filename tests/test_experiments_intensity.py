@@ -172,7 +172,6 @@ def test_checkpoint_made_by_other_code_is_not_reused(corpus, tmp_path, monkeypat
     kwargs = dict(architectures=[], aus=AUS2, n_jobs=1, verbose=0,
                   checkpoint=tmp_path / "fits")
     experiments.intensity(corpus, **kwargs)
-    assert _protocol.source_fingerprint() == _protocol.source_fingerprint()
     seen = []
     monkeypatch.setattr(experiments, "_fit_intensity_fold", _fake_fit(seen))
     experiments.intensity(corpus, **kwargs)
@@ -182,6 +181,24 @@ def test_checkpoint_made_by_other_code_is_not_reused(corpus, tmp_path, monkeypat
     again = experiments.intensity(corpus, **kwargs)
     assert len(seen) == 3 and set(again["ccc"]) == {0.5}
     assert len(list((tmp_path / "fits").glob("fit_*.csv"))) == 6
+
+
+def test_sources_hash_follows_names_and_contents(tmp_path):
+    from sklearn_s2au._protocol import sources_hash
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not a source")
+    first = sources_hash(tmp_path)
+    assert sources_hash(tmp_path) == first
+    (tmp_path / "notes.txt").write_text("changed, still not a source")
+    assert sources_hash(tmp_path) == first
+    (tmp_path / "sub" / "b.py").write_text("y = 3\n")          # contents
+    changed = sources_hash(tmp_path)
+    assert changed != first
+    (tmp_path / "sub" / "b.py").rename(tmp_path / "sub" / "c.py")   # names
+    assert sources_hash(tmp_path) not in (first, changed)
 
 
 def test_no_held_out_speaker_frame_reaches_the_regressors_fit(corpus, monkeypatch):
