@@ -23,11 +23,14 @@ Usage::
     python benchmarks/bench_learning.py [--corpus demo|second] [--aus AU12 AU17 | all]
         [--feature-sets eGeMAPSv02 ComParE_2016] [--settings default paper]
         [--max-epochs N] [--n-jobs 2] [--out DIR] [--network-params JSON] [--no-svm]
+        [--n-seeds 1]
 
 ``--network-params '{"valid_speakers": 2}'`` sets constructor arguments of the
 networks on top of the settings (to measure a change to the defaults); ``--no-svm``
 skips the SVM rows (when a sweep of network options already has them from a run
-beside it). ``--cache`` holds the extracted features only (joblib ``memory``); every
+beside it). ``--n-seeds 3`` trains every network as a seed ensemble of 3
+(``run_protocol(n_seeds=3)``, `sklearn_s2au.ensemble.SeedEnsembleClassifier`; seeds 0,
+1, 2, the first the single network's), at three times the networks' cost. ``--cache`` holds the extracted features only (joblib ``memory``); every
 fit runs afresh.
 """
 
@@ -68,6 +71,8 @@ def main():
     parser.add_argument("--network-params", type=json.loads, default=None,
                         help="JSON object of network constructor arguments")
     parser.add_argument("--no-svm", action="store_true", help="skip the SVM rows")
+    parser.add_argument("--n-seeds", type=int, default=1,
+                        help="seed ensembles of this many networks (run_protocol n_seeds)")
     args = parser.parse_args()
     aus = list(AUS) if args.aus == ["all"] else args.aus
 
@@ -91,7 +96,7 @@ def main():
             start = time.perf_counter()
             res = experiments.run_protocol(corpus, architectures=args.architectures,
                                            svm=False, feature_sets=(feature_set,),
-                                           settings=settings,
+                                           settings=settings, n_seeds=args.n_seeds,
                                            network_params=args.network_params, **common)
             res["settings"] = settings
             parts.append(res)

@@ -14,6 +14,7 @@ numerically one model per target as in the paper. Folds run in parallel through 
 """
 
 import logging
+import numbers
 import time
 import warnings
 from pathlib import Path
@@ -116,7 +117,7 @@ _REGRESSORS = {StackedIntraAttClassifier: "StackedIntraAttRegressor",
 
 
 def _network(architecture, max_epochs, random_state, params, settings="default", *,
-             regressor=False):
+             regressor=False, n_seeds=1):
     cls, config = TABLE1_CONFIGS[architecture]
     # the paper's settings of the classifier family (its decoder included) apply to the
     # regressor of that family as well
@@ -130,7 +131,12 @@ def _network(architecture, max_epochs, random_state, params, settings="default",
         from . import regressors
 
         cls = getattr(regressors, _REGRESSORS[cls])
-    return cls(**kwargs)
+    if n_seeds == 1:
+        return cls(**kwargs)
+    from .ensemble import SeedEnsembleClassifier, SeedEnsembleRegressor
+
+    ensemble = SeedEnsembleRegressor if regressor else SeedEnsembleClassifier
+    return ensemble(cls(**kwargs), n_seeds=n_seeds, random_state=random_state)
 
 
 def _svm(random_state, params):
@@ -179,6 +185,11 @@ def _fit_fold(frames, y, target_names, train, test, estimator, max_len, meta):
 
 
 def _selected_epochs(model, n_targets):
+    from .ensemble import _SeedEnsemble
+
+    if isinstance(model, _SeedEnsemble):        # the members' mean, rounded
+        per_member = [_selected_epochs(m, n_targets) for m in model.estimators_]
+        return [int(round(float(np.mean(e)))) for e in zip(*per_member)]
     epochs = getattr(model, "selected_epochs_", None)
     if epochs is None:
         return [np.nan] * n_targets
@@ -211,7 +222,7 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
                  aus=AUS, phases=PHASES, svm=True, max_epochs=None, max_len=100,
                  network_params=None, svm_params=None, settings="default", targets_per_fit=8,
                  frame_rate=25, memory=None, checkpoint=None, retries=2, n_jobs=None,
-                 random_state=0, verbose=1):
+                 random_state=0, n_seeds=1, verbose=1):
     """Leave-one-speaker-out evaluation of architectures × feature sets × AU sub-classes.
 
     Parameters
@@ -267,6 +278,12 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     n_jobs : int or None
         Folds in parallel (joblib; honours ``joblib.parallel_backend("dask")``).
     random_state : int, default=0
+    n_seeds : int, default=1
+        With more than 1, every network is a
+        :class:`~sklearn_s2au.ensemble.SeedEnsembleClassifier` of that many seeds
+        (``random_state``, ``random_state + 1``, ...; the first is the single network's
+        seed), its frame probabilities averaged; ``n_seeds`` times the networks' cost.
+        The SVM is unchanged.
     verbose : int, default=1
         Show a progress bar over folds.
 
@@ -279,13 +296,18 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
         ``classes`` is the number of classes in its true labels (1 when the speaker never
         shows that sub-class: its UAR is then the recall of the one class present, see
         :func:`~sklearn_s2au.metrics.sequence_uar`); ``epochs`` is the epoch whose
-        weights early stopping selected; ``seconds`` the fold's wall time per target.
+        weights early stopping selected (a seed ensemble: its members' mean, rounded);
+        ``seconds`` the fold's wall time per target.
     """
     loso_folds(corpus)
     y, target_names = _stack_targets(corpus, aus, phases)
     _check_networks(architectures, settings)
+    if (not isinstance(n_seeds, numbers.Integral) or isinstance(n_seeds, bool)
+            or n_seeds < 1):
+        raise ValueError(f"n_seeds must be an int >= 1 (networks per fit, their outputs "
+                         f"averaged), got {n_seeds!r}.")
     models = [(dict(architecture=a), _network(a, max_epochs, random_state, network_params,
-                                              settings))
+                                              settings, n_seeds=int(n_seeds)))
               for a in architectures]
     if svm:
         models.append((dict(architecture=SVM_NAME), _svm(random_state, svm_params)))

@@ -169,6 +169,37 @@ def test_settings_reach_every_network_of_the_protocol(tmp_path, monkeypatch, set
     assert "module__aligned_input" not in stacked           # StackedNet has no decoder
 
 
+def test_n_seeds_trains_seed_ensembles_of_the_networks_only(corpus, monkeypatch):
+    from sklearn_s2au.ensemble import SeedEnsembleClassifier
+
+    fitted = []
+    original = SeedEnsembleClassifier.fit
+
+    def recording_fit(self, X, y, **fit_params):
+        fitted.append(self)
+        return original(self, X, y, **fit_params)
+
+    monkeypatch.setattr(SeedEnsembleClassifier, "fit", recording_fit)
+    kwargs = dict(architectures=["Stacked-NoAtt"], feature_sets=["eGeMAPSv02"],
+                  aus=["AU17"], max_epochs=2, network_params=TINY_NET, verbose=0, n_jobs=1)
+    single = experiments.run_protocol(corpus, **kwargs)
+    ensemble = experiments.run_protocol(corpus, n_seeds=2, **kwargs)
+    assert len(fitted) == 3                                 # one ensemble per fold
+    assert [ens.random_states_ for ens in fitted] == [[0, 1]] * 3
+    nets = (ensemble["architecture"] == "Stacked-NoAtt").to_numpy()
+    svm = ~nets
+    # the SVM rows do not change; the networks' rows come from the ensembles
+    pd.testing.assert_frame_equal(single[svm].drop(columns="seconds"),
+                                  ensemble[svm].drop(columns="seconds"))
+    assert ensemble.loc[nets, "uar"].between(0, 1).all()
+    members = [[int(e) for e in m.selected_epochs_] for ens in fitted
+               for m in ens.estimators_]
+    assert ensemble.loc[nets, "epochs"].between(min(map(min, members)),
+                                                max(map(max, members))).all()
+    with pytest.raises(ValueError, match="n_seeds must be an int >= 1"):
+        experiments.run_protocol(corpus, n_seeds=0, **kwargs)
+
+
 def test_unknown_settings_are_named(corpus):
     with pytest.raises(ValueError, match="settings must be one of"):
         experiments.run_protocol(corpus, architectures=["Stacked-NoAtt"], settings="fast")
