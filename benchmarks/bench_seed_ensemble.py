@@ -9,8 +9,11 @@ speaker for early stopping), and prints, in one run:
 * the mean UAR % over folds and targets of each seed alone, and their mean;
 * the mean UAR % of the ensemble: the seeds' frame probabilities averaged, cut at 0.5.
 
-It measures whether averaging a few networks is worth its cost before an ensemble
-option is built into the estimators (issue 9). UAR is computed per fold on the real
+It measured whether averaging a few networks is worth its cost before the ensemble
+became an estimator (`sklearn_s2au.ensemble.SeedEnsembleClassifier`, whose member
+``i`` is the network with ``random_state=i`` here, so its averaged probabilities are
+this script's ensemble); unlike ``bench_learning.py --n-seeds 3``, it also prints each
+seed alone. UAR is computed per fold on the real
 frames of the held-out speaker, then averaged over folds (as ``bench_learning.py``).
 These are numbers of a GENERATED corpus, not of the paper's GEMEP corpus.
 

@@ -18,6 +18,8 @@ _EXPORTS = {
     "SequenceBatch": "preprocessing",
     "FrameClassifier": "baselines",
     "FrameRegressor": "baselines",
+    "SeedEnsembleClassifier": "ensemble",
+    "SeedEnsembleRegressor": "ensemble",
     "StackedIntraAttClassifier": "classifiers",
     "EncInterAttDecClassifier": "classifiers",
     "StackedIntraAttRegressor": "regressors",

@@ -140,6 +140,8 @@ class SeedEnsembleClassifier(ClassifierMixin, _SeedEnsemble):
     Attributes
     ----------
     estimators_ : list of fitted classifiers
+        Each a fitted network as it would be alone (``history_``, ``predict_attention``,
+        ``plotting.plot_learning_curves(ens.estimators_[0])``).
     random_states_ : list of int
         The members' ``random_state``.
     classes_ : ndarray, ``[0, 1]``

@@ -25,7 +25,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 # Modules whose ``__all__`` is public API, besides what ``sklearn_s2au`` exports.
 PUBLIC_MODULES = ["features", "preprocessing", "baselines", "classifiers", "callbacks",
                   "regressors", "metrics", "labels", "datasets", "experiments", "plotting",
-                  "framing", "nn"]
+                  "framing", "nn", "ensemble"]
 
 
 def _autosummary_entries():

@@ -173,3 +173,14 @@ def test_predict_before_fit_raises_not_fitted():
     X, _, _ = _data()
     with pytest.raises(NotFittedError):
         SeedEnsembleClassifier(StackedIntraAttClassifier(**TINY)).predict(X)
+
+
+def test_pickled_ensemble_predicts_the_same():
+    import pickle
+
+    X, y, _ = _data()
+    ens = SeedEnsembleClassifier(StackedIntraAttClassifier(**TINY), n_seeds=2,
+                                 random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(ens))
+    for p, q in zip(ens.predict_proba(X), again.predict_proba(X)):
+        np.testing.assert_array_equal(p, q)
