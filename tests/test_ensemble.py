@@ -118,6 +118,7 @@ def test_in_a_pipeline_under_leave_one_speaker_out_and_grid_search():
     scores = cross_validate(pipe, frames, y, groups=speakers, cv=LeaveOneGroupOut(),
                             scoring=uar_scorer, error_score="raise", return_estimator=True)
     assert len(scores["test_score"]) == 3
+    assert [len(est[-1].estimators_) for est in scores["estimator"]] == [2, 2, 2]
     assert all(0.0 <= s <= 1.0 for s in scores["test_score"])
     search = GridSearchCV(pipe, {"net__estimator__lr": [1e-3, 1e-2], "net__n_seeds": [1, 2]},
                           cv=LeaveOneGroupOut(), scoring=uar_scorer, error_score="raise")
