@@ -189,7 +189,8 @@ def _selected_epochs(model, n_targets):
 
     if isinstance(model, _SeedEnsemble):        # the members' mean, rounded
         per_member = [_selected_epochs(m, n_targets) for m in model.estimators_]
-        return [int(round(float(np.mean(e)))) for e in zip(*per_member)]
+        means = [float(np.mean(e)) for e in zip(*per_member)]
+        return [int(round(m)) if np.isfinite(m) else np.nan for m in means]
     epochs = getattr(model, "selected_epochs_", None)
     if epochs is None:
         return [np.nan] * n_targets
