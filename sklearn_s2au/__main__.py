@@ -65,6 +65,9 @@ def _parser():
                        help="recompute every fit; by default the fits a killed run with the "
                             "same --out already finished (OUT/fits) are read back")
         p.add_argument("--no-figures", action="store_true", help="skip the figures")
+        p.add_argument("--n-seeds", type=int, default=1,
+                       help="train every network with this many seeds and average their "
+                            "outputs (a seed ensemble; default 1: one network)")
         p.add_argument("--random-state", type=int, default=0,
                        help="seed of the demo corpus and of the networks (default 0)")
         p.add_argument("--speakers", type=int, default=None,
@@ -139,7 +142,8 @@ def _aus(args):
 
 def _check_args(parser, args):
     """Reject bad values before any corpus is made or feature extracted."""
-    for name, low in (("speakers", 2), ("recordings_per_speaker", 1), ("epochs", 1)):
+    for name, low in (("speakers", 2), ("recordings_per_speaker", 1), ("epochs", 1),
+                      ("n_seeds", 1)):
         value = getattr(args, name)
         if value is not None and value < low:
             parser.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
@@ -318,7 +322,8 @@ def _run(args):
             path.unlink()
     common = dict(max_epochs=args.epochs, n_jobs=args.n_jobs, memory=cache,
                   settings=args.settings, checkpoint=checkpoint,
-                  random_state=args.random_state, verbose=0 if args.quiet else 1)
+                  random_state=args.random_state, n_seeds=args.n_seeds,
+                  verbose=0 if args.quiet else 1)
     baseline = not args.no_svm
     start = time.perf_counter()
     with _backend(args):

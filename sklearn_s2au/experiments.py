@@ -197,6 +197,14 @@ def _selected_epochs(model, n_targets):
     return [int(e) for e in np.broadcast_to(np.asarray(epochs), (n_targets,))]
 
 
+def _check_n_seeds(n_seeds):
+    if (not isinstance(n_seeds, numbers.Integral) or isinstance(n_seeds, bool)
+            or n_seeds < 1):
+        raise ValueError(f"n_seeds must be an int >= 1 (networks per fit, their outputs "
+                         f"averaged), got {n_seeds!r}.")
+    return int(n_seeds)
+
+
 def _check_networks(architectures, settings):
     unknown = [a for a in architectures if a not in TABLE1_CONFIGS]
     if unknown:
@@ -303,12 +311,9 @@ def run_protocol(corpus, *, architectures=("Enc-InterAtt-Dec",), feature_sets=FE
     loso_folds(corpus)
     y, target_names = _stack_targets(corpus, aus, phases)
     _check_networks(architectures, settings)
-    if (not isinstance(n_seeds, numbers.Integral) or isinstance(n_seeds, bool)
-            or n_seeds < 1):
-        raise ValueError(f"n_seeds must be an int >= 1 (networks per fit, their outputs "
-                         f"averaged), got {n_seeds!r}.")
+    n_seeds = _check_n_seeds(n_seeds)
     models = [(dict(architecture=a), _network(a, max_epochs, random_state, network_params,
-                                              settings, n_seeds=int(n_seeds)))
+                                              settings, n_seeds=n_seeds))
               for a in architectures]
     if svm:
         models.append((dict(architecture=SVM_NAME), _svm(random_state, svm_params)))
@@ -406,7 +411,7 @@ def intensity(corpus, *, architectures=("Stacked-NoAtt",), encoders=ENCODERS,
               feature_sets=("eGeMAPSv02",), aus=AUS, svr=True, loss="mse", max_epochs=None,
               max_len=100, network_params=None, svr_params=None, settings="default",
               targets_per_fit=8, frame_rate=25, memory=None, checkpoint=None, retries=2,
-              n_jobs=None, random_state=0, verbose=1):
+              n_jobs=None, random_state=0, n_seeds=1, verbose=1):
     """Leave-one-speaker-out AU intensity regression: CCC and Pearson r per AU.
 
     The classification protocol (:func:`run_protocol`) with regressors and intensity
@@ -435,7 +440,11 @@ def intensity(corpus, *, architectures=("Stacked-NoAtt",), encoders=ENCODERS,
         The networks' training loss.
     max_epochs, max_len, settings, targets_per_fit, frame_rate, memory, checkpoint, \
 retries, n_jobs, random_state, verbose
-        As in :func:`run_protocol`. ``settings="paper"`` trains with the paper's
+        As in :func:`run_protocol`.
+    n_seeds : int, default=1
+        With more than 1, every network is a
+        :class:`~sklearn_s2au.ensemble.SeedEnsembleRegressor` of that many seeds, its
+        predictions averaged (as in :func:`run_protocol`); the SVR is unchanged. ``settings="paper"`` trains with the paper's
         settings of the architecture's classifier family.
     network_params, svr_params : dict or None
         Extra constructor arguments for the networks / ``FrameRegressor`` (its
@@ -473,10 +482,11 @@ retries, n_jobs, random_state, verbose
     if unknown or not len(encoders):
         raise ValueError(f"encoders must be a non-empty list of {list(ENCODERS)}, got "
                          f"{list(encoders)}.")
+    n_seeds = _check_n_seeds(n_seeds)
     params = dict(loss=loss, **(network_params or {}))
     models = [(dict(architecture=a, encoder=e),
                _network(a, max_epochs, random_state, dict(params, module__encoder=e),
-                        settings, regressor=True))
+                        settings, regressor=True, n_seeds=n_seeds))
               for a in architectures for e in encoders]
     if svr:
         models.append((dict(architecture=SVR_NAME, encoder=_NO_ENCODER),

@@ -169,6 +169,36 @@ def test_settings_reach_every_network_of_the_protocol(tmp_path, monkeypatch, set
     assert "module__aligned_input" not in stacked           # StackedNet has no decoder
 
 
+def test_cli_n_seeds_makes_every_network_a_seed_ensemble(tmp_path, monkeypatch):
+    from sklearn_s2au.ensemble import SeedEnsembleClassifier, SeedEnsembleRegressor
+
+    seen = []
+    for name in ("_fit_fold", "_fit_intensity_fold"):
+        original = getattr(experiments, name)
+
+        def spy(frames, y, target_names, train, test, estimator, max_len, meta,
+                original=original):
+            seen.append((meta["architecture"], estimator))
+            return original(frames, y, target_names, train, test, estimator, max_len, meta)
+
+        monkeypatch.setattr(experiments, name, spy)
+    small = ["--corpus", "demo", "--epochs", "1", "--speakers", "3",
+             "--recordings-per-speaker", "2", "--n-jobs", "1", "--no-figures", "-q",
+             "--n-seeds", "2", "--random-state", "4"]
+    assert main(["table1", *small, "--out", str(tmp_path / "t1"), "--feature-set",
+                 "eGeMAPSv02", "--architectures", "Stacked-NoAtt"]) == 0
+    assert main(["intensity", *small, "--out", str(tmp_path / "int"), "--aus", "AU12",
+                 "--encoders", "tcn", "--no-svm"]) == 0
+    kinds = {(arch, type(est).__name__) for arch, est in seen}
+    assert kinds == {("Stacked-NoAtt", "SeedEnsembleClassifier"),
+                     (experiments.SVM_NAME, "FrameClassifier"),
+                     ("Stacked-NoAtt", "SeedEnsembleRegressor")}
+    for _, est in seen:
+        if isinstance(est, (SeedEnsembleClassifier, SeedEnsembleRegressor)):
+            assert est.n_seeds == 2 and est.random_state == 4   # members 4, 5
+            assert est.estimator.get_params()["max_epochs"] == 1
+
+
 def test_n_seeds_trains_seed_ensembles_of_the_networks_only(corpus, monkeypatch):
     from sklearn_s2au.ensemble import SeedEnsembleClassifier
 
@@ -230,6 +260,8 @@ def test_unknown_settings_are_named(corpus):
     ("intensity", ["--feature-sets", "MFCC"],
      "argument --feature-sets: invalid choice: 'MFCC'"),
     ("intensity", ["--epochs", "0"], "--epochs must be >= 1, got 0"),
+    ("table2", ["--n-seeds", "0"], "--n-seeds must be >= 1, got 0"),
+    ("intensity", ["--n-seeds", "-1"], "--n-seeds must be >= 1, got -1"),
 ])
 def test_cli_rejects_bad_values_before_any_work(command, args, message, capsys,
                                                 monkeypatch):
