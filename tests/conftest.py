@@ -7,6 +7,20 @@ from sklearn_s2au.datasets import make_speech_au_corpus
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test, restored after it (modules that train networks
+    use it for all their tests: ``pytestmark = pytest.mark.usefixtures(...)``). Tiny
+    tensors gain nothing from threads, and spinning OpenMP threads stall badly when
+    other processes share the cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def manifest_with_aus(tmp_path):
     """``make(aus)``: a small demo corpus on disk (WAVs, OpenFace CSVs, manifest) whose
     OpenFace CSVs hold only the columns of ``aus``; returns the manifest's path."""

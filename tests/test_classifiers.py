@@ -21,14 +21,7 @@ from sklearn_s2au.metrics import uar_scorer
 from sklearn_s2au.nn import BiLSTM
 from sklearn_s2au.preprocessing import SequencePadder
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads, and spinning OpenMP threads stall badly
-    when other processes share the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(module__hidden_size=4, module__intra_att_units=4, batch_size=8)

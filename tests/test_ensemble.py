@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.model_selection import GridSearchCV, LeaveOneGroupOut, cross_validate
 from sklearn.pipeline import Pipeline
@@ -22,12 +21,7 @@ TINY = dict(module__hidden_size=4, module__intra_att_units=4, batch_size=8, max_
             verbose=0)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _data(n_recordings=12, n_features=4, n_targets=2, seed=0, binary=True, raw=False):

@@ -11,14 +11,7 @@ from sklearn_s2au.nn._functional import (attention_decoder, bilstm_recurrence,
 from sklearn_s2au.nn.layers import (TemporalConvEncoder, TransformerEncoderLayer,
                                     banded_to_dense, sinusoidal_positions)
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads, and spinning OpenMP threads stall badly
-    when other processes share the cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 LENGTHS = torch.tensor([9, 6, 3, 1])

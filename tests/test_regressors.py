@@ -35,16 +35,8 @@ from sklearn_s2au.preprocessing import SequencePadder
 from sklearn_s2au.regressors import masked_ccc
 
 # sklearn says, for every estimator collected, that it cannot test sequence input
-pytestmark = pytest.mark.filterwarnings("ignore:Can't test estimator")
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads (and stall when the cores are shared)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [pytest.mark.filterwarnings("ignore:Can't test estimator"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 NETWORKS = (StackedIntraAttRegressor, EncInterAttDecRegressor)
