@@ -31,6 +31,7 @@ from ._protocol import atomic_write, loso_folds, run_fits, target_groups
 from .baselines import FrameClassifier, FrameRegressor, _FrameEstimator
 from .classifiers import (TABLE1_CONFIGS, EncInterAttDecClassifier, StackedIntraAttClassifier,
                           paper_settings)
+from .ensemble import SeedEnsembleClassifier, SeedEnsembleRegressor, _SeedEnsemble
 from .features import OpenSmileLLD
 from .labels import AUS, PHASES, au_name
 from .metrics import sequence_ccc, sequence_pearson, sequence_uar
@@ -133,8 +134,6 @@ def _network(architecture, max_epochs, random_state, params, settings="default",
         cls = getattr(regressors, _REGRESSORS[cls])
     if n_seeds == 1:
         return cls(**kwargs)
-    from .ensemble import SeedEnsembleClassifier, SeedEnsembleRegressor
-
     ensemble = SeedEnsembleRegressor if regressor else SeedEnsembleClassifier
     return ensemble(cls(**kwargs), n_seeds=n_seeds, random_state=random_state)
 
@@ -185,8 +184,6 @@ def _fit_fold(frames, y, target_names, train, test, estimator, max_len, meta):
 
 
 def _selected_epochs(model, n_targets):
-    from .ensemble import _SeedEnsemble
-
     if isinstance(model, _SeedEnsemble):        # the members' mean, rounded
         per_member = [_selected_epochs(m, n_targets) for m in model.estimators_]
         means = [float(np.mean(e)) for e in zip(*per_member)]
